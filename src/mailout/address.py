@@ -1,0 +1,126 @@
+"""Email addresses: check one, refuse anything that could inject, encode the domain with IDNA.
+
+An address given by a user is parsed with the standard library's RFC 5322 header parser. It must
+be exactly one mailbox with no parse defects; its domain is IDNA-encoded so it can travel in
+ASCII headers and commands; a non-ASCII local part is kept as it is and marks the message as
+needing SMTPUTF8 (RFC 6531), since there is no ASCII form of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.errors import NonASCIILocalPartDefect
+from email.headerregistry import Address as _StdAddress
+from email.headerregistry import HeaderRegistry
+from functools import lru_cache
+from typing import Final
+
+from mailout.exceptions import BadHeaderError, InvalidAddressError, MessageTypeError
+
+__all__ = ["Address", "check_header_value", "parse_address", "parse_address_list"]
+
+# Characters that end or split a header line; NUL is refused too since no MTA handles it sanely.
+FORBIDDEN: Final = ("\r", "\n", "\0")
+_registry: Final = HeaderRegistry()
+
+
+def check_header_value(field: str, value: str) -> str:
+    """Return ``value`` unchanged, or raise BadHeaderError if it could start a new header line."""
+    if any(ch in value for ch in FORBIDDEN):
+        raise BadHeaderError(
+            f"{field}: header values can't contain newlines or NUL (got {value!r})"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox: a display name and ``local@domain`` with the domain in its ASCII form."""
+
+    display_name: str
+    local_part: str
+    domain: str
+
+    @property
+    def addr_spec(self) -> str:
+        """``local@domain`` as it goes in SMTP commands (domain already IDNA-encoded)."""
+        return f"{self.local_part}@{self.domain}" if self.domain else self.local_part
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        return not self.local_part.isascii()
+
+    def to_stdlib(self) -> _StdAddress:
+        return _StdAddress(self.display_name, self.local_part, self.domain)
+
+    def __str__(self) -> str:
+        return str(self.to_stdlib())
+
+
+def encode_domain(domain: str, *, field: str) -> str:
+    """IDNA-encode a domain (``bücher.example`` → ``xn--bcher-kva.example``)."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidAddressError(f"{field}: domain {domain!r} cannot be IDNA-encoded") from None
+
+
+@lru_cache(maxsize=4096)
+def _parse(value: str, field: str) -> Address:
+    try:
+        header = _registry("to", value)
+        addresses = header.addresses  # type: ignore[attr-defined]
+        groups = header.groups  # type: ignore[attr-defined]
+    except Exception:  # the stdlib parser raises IndexError and friends on some garbage
+        raise InvalidAddressError(f"{field}: invalid address {value!r}") from None
+    if len(addresses) != 1 or len(groups) != 1 or groups[0].display_name is not None:
+        raise InvalidAddressError(f"{field}: {value!r} is not a single email address")
+    # A non-ASCII local part is legal with SMTPUTF8 (RFC 6531); every other defect is not.
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    if defects:
+        raise InvalidAddressError(f"{field}: invalid address {value!r} ({defects[0]})")
+    parsed = addresses[0]
+    if not parsed.username:
+        raise InvalidAddressError(f"{field}: invalid address {value!r} (no local part)")
+    if not parsed.domain:
+        raise InvalidAddressError(f"{field}: invalid address {value!r} (no domain)")
+    return Address(
+        display_name=parsed.display_name,
+        local_part=parsed.username,
+        domain=encode_domain(parsed.domain, field=field),
+    )
+
+
+def parse_address(value: object, *, field: str) -> Address:
+    """Parse one address such as ``a@example.com`` or ``Ann <a@example.com>``.
+
+    Also accepts a ``(display name, address)`` pair, as Django does.
+    """
+    if isinstance(value, tuple | list) and len(value) == 2:
+        name, addr = value
+        if not isinstance(name, str) or not isinstance(addr, str):
+            raise MessageTypeError(f"{field}: a (name, address) pair must hold two strings")
+        check_header_value(field, name)
+        check_header_value(field, addr)
+        bare = _parse(addr, field)
+        if bare.display_name:
+            raise InvalidAddressError(f"{field}: {addr!r} in a (name, address) pair has a name")
+        return Address(name, bare.local_part, bare.domain)
+    if not isinstance(value, str):
+        raise MessageTypeError(f"{field}: expected an address string, got {type(value).__name__}")
+    check_header_value(field, value)
+    if not value.strip():
+        raise InvalidAddressError(f"{field}: empty address")
+    return _parse(value, field)
+
+
+def parse_address_list(values: object, *, field: str) -> list[Address]:
+    if isinstance(values, str):
+        raise MessageTypeError(f'"{field}" argument must be a list or tuple, not a string')
+    if not isinstance(values, list | tuple):
+        raise MessageTypeError(
+            f'"{field}" argument must be a list or tuple, not {type(values).__name__}'
+        )
+    return [parse_address(v, field=field) for v in values]

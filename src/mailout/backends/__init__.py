@@ -1,0 +1,1 @@
+"""Where messages go: each module defines an ``EmailBackend``, chosen by dotted path."""

@@ -1,0 +1,78 @@
+"""The backend contract every backend follows, and the base class for custom backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from mailout.message import EmailMessage
+
+__all__ = ["BaseEmailBackend"]
+
+
+class BaseEmailBackend:
+    """Base for email backends: subclass it and implement ``send_messages``.
+
+    ``open()``/``close()`` manage a long-lived connection when the backend has one. Used as a
+    context manager, the backend is opened on entry and closed on exit (also when open fails).
+    The async methods run the sync ones in a worker thread unless a backend overrides them, so
+    no backend ever blocks an event loop.
+    """
+
+    def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
+        self.fail_silently = fail_silently
+
+    def open(self) -> bool | None:
+        """Open a long-lived connection; return True if this call opened it."""
+        return None
+
+    def close(self) -> None:
+        """Close the connection opened by ``open()``, if any."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Send ``email_messages``; return how many were sent."""
+        raise NotImplementedError("subclasses of BaseEmailBackend must override send_messages()")
+
+    def __enter__(self) -> Self:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def aopen(self) -> bool | None:
+        return await asyncio.to_thread(self.open)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        return await asyncio.to_thread(self.send_messages, list(email_messages))
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.aopen()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

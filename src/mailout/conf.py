@@ -1,0 +1,297 @@
+"""Settings with Django's names, read at call time from configure(), the environment, defaults.
+
+Precedence, per setting: the source given to :func:`configure` (a mapping such as Flask's
+``app.config`` or an attribute object such as Django's ``settings``), then environment variables
+of the same name, then ``EMAIL_URL`` (from the source, else the environment) for the settings it
+implies, then the defaults below. Nothing is cached: a test that changes its source sees the change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from mailout.exceptions import ImproperlyConfigured
+
+__all__ = ["DEFAULTS", "configure", "settings"]
+
+BACKENDS: Final = {
+    "smtp": "mailout.backends.smtp.EmailBackend",
+    "console": "mailout.backends.console.EmailBackend",
+    "filebased": "mailout.backends.filebased.EmailBackend",
+    "locmem": "mailout.backends.locmem.EmailBackend",
+    "dummy": "mailout.backends.dummy.EmailBackend",
+}
+
+DEFAULTS: Final[dict[str, Any]] = {
+    "EMAIL_BACKEND": BACKENDS["smtp"],
+    "EMAIL_HOST": "localhost",
+    "EMAIL_PORT": 25,
+    "EMAIL_HOST_USER": "",
+    "EMAIL_HOST_PASSWORD": "",
+    "EMAIL_USE_TLS": False,
+    "EMAIL_USE_SSL": False,
+    "EMAIL_SSL_CERTFILE": None,
+    "EMAIL_SSL_KEYFILE": None,
+    # mailout's own: a CA bundle to verify the server with instead of the system store.
+    "EMAIL_SSL_CAFILE": None,
+    # Django's default is None, which can hang a worker forever on a dead server.
+    "EMAIL_TIMEOUT": 30.0,
+    "EMAIL_FILE_PATH": None,
+    "EMAIL_SUBJECT_PREFIX": "[Django] ",
+    "EMAIL_USE_LOCALTIME": False,
+    "DEFAULT_CHARSET": "utf-8",
+    "DEFAULT_FROM_EMAIL": "webmaster@localhost",
+    "SERVER_EMAIL": "root@localhost",
+    "ADMINS": [],
+    "MANAGERS": [],
+    "MAILERS": {},
+}
+
+_MISSING: Final = object()
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+
+_lock = threading.Lock()
+_source: object = None
+
+
+def configure(source: object = None) -> None:
+    """Read settings from ``source`` (a mapping or an object with attributes) from now on.
+
+    ``configure(None)`` goes back to environment variables and defaults only.
+    """
+    global _source
+    with _lock:
+        _source = source
+
+
+def _from_source(source: object, name: str) -> object:
+    if source is None:
+        return _MISSING
+    if isinstance(source, Mapping):
+        return source.get(name, _MISSING)
+    return getattr(source, name, _MISSING)
+
+
+def _from_url(url: object, name: str) -> object:
+    if not isinstance(url, str) or not url:
+        return _MISSING
+    return parse_email_url(url).get(name, _MISSING)
+
+
+def raw(name: str) -> object:
+    """The value of setting ``name`` before checking, or the default; ``KeyError`` if unknown."""
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    source = _source
+    value = _from_source(source, name)
+    if value is not _MISSING:
+        return value
+    env = os.environ.get(name)
+    if env is not None:
+        return _from_env(name, env)
+    url = _from_source(source, "EMAIL_URL")
+    if url is _MISSING:
+        url = os.environ.get("EMAIL_URL", _MISSING)
+    value = _from_url(url, name)
+    if value is not _MISSING:
+        return value
+    return DEFAULTS[name]
+
+
+def _from_env(name: str, text: str) -> object:
+    """Turn an environment variable's text into the type the setting's default has."""
+    default = DEFAULTS[name]
+    if name in ("ADMINS", "MANAGERS"):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if name == "MAILERS":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ImproperlyConfigured(f"MAILERS: environment value is not JSON ({exc})") from None
+    if isinstance(default, bool):
+        return text  # checked by _check_bool, which accepts yes/no words
+    if name in ("EMAIL_PORT", "EMAIL_TIMEOUT"):
+        return text  # checked (and converted) below
+    if text == "" and default is None:
+        return None
+    return text
+
+
+def parse_email_url(url: str) -> dict[str, object]:
+    """Expand ``EMAIL_URL`` into the settings it stands for.
+
+    ``smtp://user:pass@host:587?tls=starttls``, ``smtps://…`` (implicit TLS), ``console:``,
+    ``file:///path``, ``locmem:``, ``dummy:``; ``?timeout=10`` is accepted with any scheme.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL: cannot parse {_mask_url(url)!r} ({exc})") from None
+    scheme = parts.scheme.lower()
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    out: dict[str, object] = {}
+    if scheme in ("smtp", "smtps", "submission"):
+        out["EMAIL_BACKEND"] = BACKENDS["smtp"]
+        out["EMAIL_HOST"] = parts.hostname or "localhost"
+        out["EMAIL_USE_SSL"] = scheme == "smtps"
+        tls = query.get("tls", "").lower()
+        if tls not in ("", "starttls", "ssl", "implicit", "none"):
+            raise ImproperlyConfigured(
+                f"EMAIL_URL: tls={tls!r} is not one of starttls, ssl, implicit, none"
+            )
+        out["EMAIL_USE_TLS"] = tls == "starttls" or (scheme == "submission" and tls == "")
+        if tls in ("ssl", "implicit"):
+            out["EMAIL_USE_SSL"] = True
+        default_port = 465 if out["EMAIL_USE_SSL"] else 587 if out["EMAIL_USE_TLS"] else 25
+        out["EMAIL_PORT"] = port if port is not None else default_port
+        if parts.username:
+            out["EMAIL_HOST_USER"] = unquote(parts.username)
+        if parts.password:
+            out["EMAIL_HOST_PASSWORD"] = unquote(parts.password)
+    elif scheme == "file":
+        out["EMAIL_BACKEND"] = BACKENDS["filebased"]
+        out["EMAIL_FILE_PATH"] = unquote(parts.path) or None
+    elif scheme in ("console", "locmem", "dummy"):
+        out["EMAIL_BACKEND"] = BACKENDS[scheme]
+    else:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: unknown scheme {scheme!r}; use smtp, smtps, submission, console, file, "
+            "locmem or dummy"
+        )
+    if "timeout" in query:
+        out["EMAIL_TIMEOUT"] = query["timeout"]
+    return out
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(":" + parts.password + "@", ":***@", 1)
+    return url
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ImproperlyConfigured(f"{name}: expected true or false, got {value!r}")
+
+
+def _check_port(name: str, value: object) -> int:
+    try:
+        port = int(str(value))
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"{name}: expected a port number, got {value!r}") from None
+    if isinstance(value, float | bool) or not 0 < port < 65536:
+        raise ImproperlyConfigured(f"{name}: expected a port number 1-65535, got {value!r}")
+    return port
+
+
+def _check_timeout(name: str, value: object) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        return None
+    try:
+        timeout = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"{name}: expected seconds as a number, got {value!r}") from None
+    if isinstance(value, bool) or not timeout > 0:
+        raise ImproperlyConfigured(f"{name}: expected a positive number of seconds, got {value!r}")
+    return timeout
+
+
+def _check_str(name: str, value: object, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike) and optional:
+        return str(os.fspath(value))
+    raise ImproperlyConfigured(f"{name}: expected a string, got {type(value).__name__}")
+
+
+def _check_people(name: str, value: object) -> list[str]:
+    """ADMINS / MANAGERS: addresses, or Django's older ``(name, address)`` pairs."""
+    if isinstance(value, str):
+        raise ImproperlyConfigured(f"{name}: expected a list of addresses, got a string")
+    if not isinstance(value, list | tuple):
+        raise ImproperlyConfigured(f"{name}: expected a list of addresses, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], str):
+            out.append(item[1])
+        else:
+            raise ImproperlyConfigured(
+                f"{name}: each entry must be an address or a (name, address) pair, got {item!r}"
+            )
+    return out
+
+
+_CHECKS: Final[dict[str, Any]] = {
+    "EMAIL_PORT": _check_port,
+    "EMAIL_TIMEOUT": _check_timeout,
+    "EMAIL_USE_TLS": _check_bool,
+    "EMAIL_USE_SSL": _check_bool,
+    "EMAIL_USE_LOCALTIME": _check_bool,
+    "EMAIL_SSL_CERTFILE": lambda n, v: _check_str(n, v, optional=True),
+    "EMAIL_SSL_KEYFILE": lambda n, v: _check_str(n, v, optional=True),
+    "EMAIL_SSL_CAFILE": lambda n, v: _check_str(n, v, optional=True),
+    "EMAIL_FILE_PATH": lambda n, v: _check_str(n, v, optional=True),
+    "ADMINS": _check_people,
+    "MANAGERS": _check_people,
+}
+
+
+def _check_mailers(name: str, value: object) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"{name}: expected a mapping of alias to configuration")
+    return {str(k): v for k, v in value.items()}
+
+
+def get(name: str) -> Any:
+    """The checked value of setting ``name``; a bad value raises ImproperlyConfigured naming it."""
+    value = raw(name)
+    check = _CHECKS.get(name)
+    if check is not None:
+        return check(name, value)
+    if name == "MAILERS":
+        return _check_mailers(name, value)
+    return _check_str(name, value)
+
+
+class _Settings:
+    """Attribute access to the current settings: ``settings.EMAIL_HOST`` is read on every access."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"mailout has no setting {name!r}")
+        return get(name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(DEFAULTS)
+
+    def as_dict(self, *, mask_secrets: bool = True) -> dict[str, Any]:
+        """Every effective setting; the password masked unless asked otherwise."""
+        out = {name: get(name) for name in DEFAULTS}
+        if mask_secrets and out["EMAIL_HOST_PASSWORD"]:
+            out["EMAIL_HOST_PASSWORD"] = "********"
+        return out
+
+    def __repr__(self) -> str:
+        return "<mailout settings>"
+
+
+settings: Final = _Settings()

@@ -1,0 +1,187 @@
+"""Every error mailout raises, in one tree.
+
+    MailoutError
+    ├── BadHeaderError            (ValueError)   CR, LF or NUL in a header value or name
+    ├── InvalidAddressError       (ValueError)   an address that does not parse or encode
+    ├── InvalidMessageError       (ValueError)   a message field with a bad value
+    ├── MessageTypeError          (TypeError)    a message field of the wrong type
+    ├── AttachmentNotFoundError   (FileNotFoundError)  attach_file() of a missing file
+    ├── ImproperlyConfigured      (ValueError)   a setting or backend option with a bad value
+    │   └── InvalidMailer                        a MAILERS entry that cannot be built
+    ├── MailerDoesNotExist        (KeyError)     mailers["alias"] for an alias not in MAILERS
+    └── SMTPError                 (smtplib.SMTPException, so Django-era handlers still catch it)
+        ├── SMTPConnectError      (ConnectionError)  could not connect, or the link dropped
+        │   └── ServerDisconnected                   the server closed the connection
+        ├── SMTPTimeoutError      (TimeoutError)     connect, reply or message timeout
+        ├── SMTPProtocolError                        a reply that breaks RFC 5321
+        ├── SMTPSecurityError                        TLS or AUTH could not be done safely
+        │   └── StartTLSNotOfferedError              EMAIL_USE_TLS but no STARTTLS: never downgrade
+        ├── SMTPUTF8NotSupportedError                a non-ASCII address, a server without SMTPUTF8
+        └── ReplyError                               the server refused a command; carries .reply
+            ├── SenderRefusedError                   MAIL FROM refused
+            ├── RecipientsRefusedError               every RCPT TO refused; .refused per address
+            ├── DataRefusedError                     DATA, BDAT or the message content refused
+            └── AuthenticationError                  AUTH refused
+
+No message, repr or ``args`` of any of these ever holds a password or an AUTH line.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailout.smtp._protocol.reply import Reply
+
+__all__ = [
+    "AttachmentNotFoundError",
+    "AuthenticationError",
+    "BadHeaderError",
+    "DataRefusedError",
+    "ImproperlyConfigured",
+    "InvalidAddressError",
+    "InvalidMailer",
+    "InvalidMessageError",
+    "MailerDoesNotExist",
+    "MailoutError",
+    "MessageTypeError",
+    "RecipientsRefusedError",
+    "ReplyError",
+    "SMTPConnectError",
+    "SMTPError",
+    "SMTPProtocolError",
+    "SMTPSecurityError",
+    "SMTPTimeoutError",
+    "SMTPUTF8NotSupportedError",
+    "SenderRefusedError",
+    "ServerDisconnected",
+    "StartTLSNotOfferedError",
+]
+
+
+class MailoutError(Exception):
+    """Root of every error mailout raises."""
+
+
+class BadHeaderError(MailoutError, ValueError):
+    """A header name or value holds CR, LF or NUL: sending it would allow header injection."""
+
+
+class InvalidAddressError(MailoutError, ValueError):
+    """An email address that does not parse, or whose domain cannot be encoded."""
+
+
+class InvalidMessageError(MailoutError, ValueError):
+    """A message field holds a value that cannot be sent (for example an empty recipient)."""
+
+
+class MessageTypeError(MailoutError, TypeError):
+    """A message field of the wrong type (for example ``to="a@example.com"`` instead of a list)."""
+
+
+class AttachmentNotFoundError(MailoutError, FileNotFoundError):
+    """``attach_file()`` was given a path that does not exist."""
+
+
+class ImproperlyConfigured(MailoutError, ValueError):
+    """A setting or backend option has a value mailout cannot use."""
+
+
+class InvalidMailer(ImproperlyConfigured):
+    """A ``MAILERS`` entry that cannot be turned into a backend."""
+
+
+class MailerDoesNotExist(MailoutError, KeyError):
+    """``mailers[alias]`` or ``using=alias`` named an alias that ``MAILERS`` does not define."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class SMTPError(MailoutError, smtplib.SMTPException):
+    """Root of the errors met while talking SMTP.
+
+    It subclasses ``smtplib.SMTPException`` because the reference text promises that exception,
+    so code written for Django's mail API keeps catching what mailout raises.
+    """
+
+    def __str__(self) -> str:  # OSError formats two-argument errors as "[Errno …]"
+        return str(self.args[0]) if self.args else ""
+
+
+class SMTPConnectError(SMTPError, ConnectionError):
+    """Could not connect to the server, or the connection was lost."""
+
+
+class ServerDisconnected(SMTPConnectError):
+    """The server closed the connection."""
+
+
+class SMTPTimeoutError(SMTPError, TimeoutError):
+    """The server did not answer in time."""
+
+
+class SMTPProtocolError(SMTPError):
+    """The server sent something that is not a valid SMTP reply."""
+
+
+class SMTPSecurityError(SMTPError):
+    """TLS or authentication could not be done safely, so mailout refused to go on."""
+
+
+class StartTLSNotOfferedError(SMTPSecurityError):
+    """STARTTLS was required but the server does not offer it (never silently downgrade)."""
+
+
+class SMTPUTF8NotSupportedError(SMTPError):
+    """A message needs SMTPUTF8 (a non-ASCII address) and the server does not offer it."""
+
+
+class ReplyError(SMTPError):
+    """The server refused a command. ``reply`` holds its answer; ``is_transient`` says retry."""
+
+    def __init__(self, reply: Reply, /, message: str | None = None) -> None:
+        super().__init__(message or f"{reply.command or 'command'} refused: {reply}")
+        self.reply = reply
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reply, self.args[0]))
+
+    @property
+    def code(self) -> int:
+        return self.reply.code
+
+    @property
+    def is_transient(self) -> bool:  # RFC 5321 §4.2.1: 4yz is a transient negative reply
+        return 400 <= self.reply.code < 500
+
+
+class SenderRefusedError(ReplyError):
+    """The server refused the envelope sender (MAIL FROM)."""
+
+
+class RecipientsRefusedError(ReplyError):
+    """The server refused every recipient; ``refused`` maps each address to its reply."""
+
+    def __init__(
+        self,
+        reply: Reply,
+        /,
+        message: str | None = None,
+        refused: Mapping[str, Reply] | None = None,
+    ) -> None:
+        super().__init__(reply, message or f"all recipients refused: {reply}")
+        self.refused: dict[str, Reply] = dict(refused or {})
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reply, self.args[0], self.refused))
+
+
+class DataRefusedError(ReplyError):
+    """The server refused DATA, BDAT or the message content."""
+
+
+class AuthenticationError(ReplyError):
+    """The server refused the credentials (the credentials themselves are never included)."""

@@ -1,0 +1,436 @@
+"""EmailMessage and EmailMultiAlternatives: what a message holds, and its standard-library form.
+
+``message()`` builds a ``email.message.EmailMessage`` (the modern stdlib API). Every header
+value, name, address and attachment file name is checked on the way in, so no input can add a
+header line or a recipient. Turning the result into bytes is the backend's choice (see
+:func:`serialize`), since only the backend knows whether the receiver speaks SMTPUTF8.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import mimetypes
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from email.message import EmailMessage as _StdMessage
+from email.message import Message, MIMEPart
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from mailout.address import Address, check_header_value, parse_address, parse_address_list
+from mailout.conf import settings
+from mailout.exceptions import (
+    AttachmentNotFoundError,
+    BadHeaderError,
+    InvalidMessageError,
+    MessageTypeError,
+    SMTPUTF8NotSupportedError,
+)
+from mailout.utils import DNS_NAME
+
+if TYPE_CHECKING:
+    from mailout.backends.base import BaseEmailBackend
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "EmailAlternative",
+    "EmailAttachment",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "SafeMIMEMultipart",
+    "SafeMIMEText",
+    "forbid_multi_line_headers",
+    "serialize",
+]
+
+DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
+# RFC 5322 §2.2: a field name is printable US-ASCII except the colon.
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+_ADDRESS_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "reply-to": "Reply-To"}
+
+
+class EmailAttachment(NamedTuple):
+    filename: str | None
+    content: str | bytes | Message
+    mimetype: str
+
+
+class EmailAlternative(NamedTuple):
+    content: str | bytes
+    mimetype: str
+
+
+def forbid_multi_line_headers(
+    name: str, value: str, encoding: str | None = None
+) -> tuple[str, str]:
+    """Django's helper: refuse a header whose name or value could start a new header line."""
+    _check_header_name(name)
+    return name, check_header_value(name, str(value))
+
+
+def _check_header_name(name: object) -> str:
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise BadHeaderError(f"header name {name!r} is not a valid RFC 5322 field name")
+    return name
+
+
+def _address_list(value: object, field: str) -> list[str]:
+    """Check the type of a recipient field at construction time, as Django does."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise MessageTypeError(f'"{field}" argument must be a list or tuple, not a string')
+    if not isinstance(value, list | tuple):
+        raise MessageTypeError(f'"{field}" argument must be a list or tuple')
+    return list(value)
+
+
+class EmailMessage:
+    """A message, Django-style. All arguments are optional and can be changed until ``send()``."""
+
+    content_subtype = "plain"
+    mixed_subtype = "mixed"
+    encoding: str | None = None  # None means the DEFAULT_CHARSET setting
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Sequence[str] | None = None,
+        bcc: Sequence[str] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        cc: Sequence[str] | None = None,
+        reply_to: Sequence[str] | None = None,
+    ) -> None:
+        self.to = _address_list(to, "to")
+        self.cc = _address_list(cc, "cc")
+        self.bcc = _address_list(bcc, "bcc")
+        self.reply_to = _address_list(reply_to, "reply_to")
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.subject = subject
+        self.body = body or ""
+        self.attachments: list[Any] = []
+        for attachment in attachments or ():
+            if isinstance(attachment, Message):
+                self.attach(attachment)
+            else:
+                self.attach(*attachment)
+        if headers is not None and not isinstance(headers, Mapping):
+            raise MessageTypeError('"headers" argument must be a mapping of name to value')
+        self.extra_headers: dict[str, Any] = dict(headers or {})
+        self.connection = connection
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} subject={self.subject!r} to={self.to!r}>"
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
+        from mailout import get_connection
+
+        if not self.connection:
+            self.connection = get_connection(fail_silently=fail_silently)
+        return self.connection
+
+    def _backend_for(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
+        if using is None:
+            return self.get_connection(fail_silently)
+        if self.connection is not None:
+            raise MessageTypeError("send(): give using= or a connection, not both")
+        from mailout.mailers import mailers
+
+        return mailers.create(using, fail_silently=fail_silently)
+
+    def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
+        """Send this message; return 1 if it was sent, 0 if not (or if it has no recipients)."""
+        if not self.recipients():
+            return 0
+        return self._backend_for(fail_silently, using).send_messages([self])
+
+    async def asend(self, fail_silently: bool = False, *, using: str | None = None) -> int:
+        """Send this message without blocking the event loop."""
+        if not self.recipients():
+            return 0
+        return await self._backend_for(fail_silently, using).asend_messages([self])
+
+    def recipients(self) -> list[str]:
+        """Every envelope recipient: to, cc and bcc (Bcc never appears in the headers)."""
+        return [addr for addr in (*self.to, *self.cc, *self.bcc) if addr]
+
+    # -- content ---------------------------------------------------------------------------
+
+    def attach(
+        self,
+        filename: str | Message | None = None,
+        content: str | bytes | Message | None = None,
+        mimetype: str | None = None,
+    ) -> None:
+        """Attach a MIME part, or filename, content and mimetype (the type guessed if omitted)."""
+        if isinstance(filename, Message):
+            if content is not None or mimetype is not None:
+                raise MessageTypeError("attach(): content and mimetype must be omitted for a part")
+            self.attachments.append(filename)
+            return
+        if content is None:
+            raise MessageTypeError("attach(): content is required")
+        if filename is not None:
+            if not isinstance(filename, str):
+                raise MessageTypeError("attach(): filename must be a string")
+            check_header_value("attachment filename", filename)
+        if mimetype is None:
+            guessed = mimetypes.guess_type(filename)[0] if filename else None
+            mimetype = guessed or DEFAULT_ATTACHMENT_MIME_TYPE
+        check_header_value("attachment mimetype", mimetype)
+        basetype, _, subtype = mimetype.partition("/")
+        if not basetype or not subtype:
+            raise InvalidMessageError(f"attach(): mimetype {mimetype!r} is not type/subtype")
+        if basetype == "text" and isinstance(content, bytes):
+            try:
+                content = content.decode()
+            except UnicodeDecodeError:
+                # Not text after all: send the exact bytes rather than a mangled decoding.
+                mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
+        elif not isinstance(content, str | bytes | Message):
+            raise MessageTypeError(f"attach(): content must be str or bytes, not {content!r:.40}")
+        self.attachments.append(EmailAttachment(filename, content, mimetype))
+
+    def attach_file(self, path: str | os.PathLike[str], mimetype: str | None = None) -> None:
+        """Attach the file at ``path``; its MIME type is guessed from its name if omitted."""
+        file = Path(path)
+        try:
+            content = file.read_bytes()
+        except FileNotFoundError:
+            raise AttachmentNotFoundError(f"attach_file(): no such file: {str(file)!r}") from None
+        except IsADirectoryError:
+            raise InvalidMessageError(f"attach_file(): {str(file)!r} is a directory") from None
+        self.attach(file.name, content, mimetype)
+
+    # -- the standard-library message ------------------------------------------------------
+
+    def message(
+        self, *, policy: email.policy.EmailPolicy[Any] = email.policy.default
+    ) -> _StdMessage:
+        """Build the ``email.message.EmailMessage`` to send (checked: injection is impossible)."""
+        msg = _StdMessage(policy=policy)
+        self._set_content(msg)
+        self._set_headers(msg)
+        return msg
+
+    def _charset(self) -> str:
+        return self.encoding or settings.DEFAULT_CHARSET
+
+    def _fill_body(self, part: MIMEPart) -> None:
+        if not isinstance(self.body, str):
+            raise MessageTypeError(f"body must be a string, not {type(self.body).__name__}")
+        part.set_content(self.body, subtype=self.content_subtype, charset=self._charset())
+
+    def _alternative_parts(self, policy: email.policy.EmailPolicy) -> list[MIMEPart]:
+        return []
+
+    def _set_content(self, msg: _StdMessage) -> None:
+        policy = cast(email.policy.EmailPolicy, msg.policy)
+        alternatives = self._alternative_parts(policy)
+        if not alternatives and not self.attachments:
+            # Filled in place: copying a non-multipart payload would decode its 8-bit text.
+            self._fill_body(msg)
+            return
+        body = MIMEPart(policy=policy)
+        self._fill_body(body)
+        if alternatives:
+            subtype = getattr(self, "alternative_subtype", "alternative")
+            body = _multipart(policy, subtype, [body, *alternatives])
+        if self.attachments:
+            parts = [self._attachment_part(a, policy) for a in self.attachments]
+            body = _multipart(policy, self.mixed_subtype, [body, *parts])
+        msg["MIME-Version"] = "1.0"
+        msg["Content-Type"] = body["Content-Type"]
+        msg.set_payload(body.get_payload())  # a list of parts: nothing is re-decoded
+
+    def _attachment_part(self, attachment: Any, policy: email.policy.EmailPolicy) -> Message:
+        if isinstance(attachment, Message):
+            for name, value in attachment.items():
+                check_header_value(f"attachment header {name}", str(value))
+            return attachment
+        filename, content, mimetype = attachment
+        basetype, _, subtype = mimetype.partition("/")
+        part = MIMEPart(policy=policy)
+        if basetype == "message" and subtype == "rfc822":
+            if isinstance(content, EmailMessage):
+                content = content.message(policy=policy)
+            elif isinstance(content, str | bytes):
+                content = email.message_from_bytes(
+                    content.encode() if isinstance(content, str) else content, policy=policy
+                )
+            part.set_content(content)
+        elif isinstance(content, str):
+            part.set_content(content, subtype=subtype, charset=self._charset())
+        elif isinstance(content, bytes):
+            part.set_content(content, basetype, subtype)
+        else:
+            raise MessageTypeError(f"attachment {filename!r}: content must be str or bytes")
+        if filename:
+            part.add_header("Content-Disposition", "attachment", filename=filename)
+        else:
+            part.add_header("Content-Disposition", "attachment")
+        return part
+
+    def _header_addresses(self, field: str, values: list[str]) -> list[Address]:
+        return parse_address_list(values, field=field)
+
+    def _set_headers(self, msg: _StdMessage) -> None:
+        extra = {}
+        for name, value in self.extra_headers.items():
+            _check_header_name(name)
+            extra[name.lower()] = (name, check_header_value(name, _header_text(value)))
+        if not isinstance(self.subject, str):
+            raise MessageTypeError(f"subject must be a string, not {type(self.subject).__name__}")
+        msg["Subject"] = check_header_value("subject", self.subject)
+        if not isinstance(self.from_email, str):
+            raise MessageTypeError("from_email must be a string")
+        sender = parse_address(self.from_email, field="from_email")
+        fields = {
+            "from": [sender],
+            "to": self._header_addresses("to", self.to),
+            "cc": self._header_addresses("cc", self.cc),
+            "reply-to": self._header_addresses("reply_to", self.reply_to),
+        }
+        parse_address_list(self.bcc, field="bcc")  # checked now: Bcc goes only in the envelope
+        for key, header in _ADDRESS_HEADERS.items():
+            if key in extra:
+                msg[header] = _address_header(header, extra[key][1])
+            elif fields[key]:
+                msg[header] = [a.to_stdlib() for a in fields[key]]
+        if "date" not in extra:
+            msg["Date"] = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+        if "message-id" not in extra:
+            msg["Message-ID"] = make_msgid(domain=DNS_NAME.get_fqdn())
+        for key, (name, value) in extra.items():
+            if key not in _ADDRESS_HEADERS:
+                del msg[name]  # an extra header replaces ours (Subject, Date, Message-ID, …)
+                msg[name] = value
+
+    def needs_smtputf8(self) -> bool:
+        """True when an address has a non-ASCII local part, which only SMTPUTF8 can carry."""
+        fields = (self.to, self.cc, self.bcc, self.reply_to, [self.from_email])
+        return any(parse_address(v, field="address").needs_smtputf8 for f in fields for v in f if v)
+
+
+def _multipart(policy: email.policy.EmailPolicy, subtype: str, parts: list[Any]) -> MIMEPart:
+    container = MIMEPart(policy=policy)
+    container.set_type(f"multipart/{subtype}")
+    del container["MIME-Version"]  # set_type() adds one; only the top level carries it
+    for part in parts:
+        container.attach(part)
+    return container
+
+
+def _header_text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _address_header(header: str, value: str) -> Any:
+    """An address header given in ``headers``: checked mailbox by mailbox when it parses."""
+    parts = [p for p in value.split(",") if p.strip()]
+    try:
+        return [parse_address(p.strip(), field=header).to_stdlib() for p in parts]
+    except (ValueError, TypeError):
+        # Groups ("undisclosed-recipients:;") and quoted commas: the newline check already ran,
+        # so the stdlib's own parser may handle the rest.
+        return value
+
+
+class EmailMultiAlternatives(EmailMessage):
+    """A message with alternative renderings of its body, such as an HTML version."""
+
+    alternative_subtype = "alternative"
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: str | None = None,
+        to: Sequence[str] | None = None,
+        bcc: Sequence[str] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Iterable[Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        alternatives: Iterable[tuple[str | bytes, str]] | None = None,
+        cc: Sequence[str] | None = None,
+        reply_to: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            subject, body, from_email, to, bcc, connection, attachments, headers, cc, reply_to
+        )
+        self.alternatives: list[EmailAlternative] = []
+        for content, mimetype in alternatives or ():
+            self.attach_alternative(content, mimetype)
+
+    def attach_alternative(self, content: str | bytes, mimetype: str) -> None:
+        """Add another rendering of the body, e.g. ``attach_alternative(html, "text/html")``."""
+        if content is None or mimetype is None:
+            raise MessageTypeError("attach_alternative(): both content and mimetype are required")
+        check_header_value("alternative mimetype", mimetype)
+        if "/" not in mimetype:
+            raise InvalidMessageError(f"attach_alternative(): {mimetype!r} is not type/subtype")
+        self.alternatives.append(EmailAlternative(content, mimetype))
+
+    def body_contains(self, text: str) -> bool:
+        """True if ``text`` is in the body and in every text/* alternative."""
+        if text not in self.body:
+            return False
+        return all(
+            text in content
+            for content, mimetype in self.alternatives
+            if mimetype.startswith("text/") and isinstance(content, str)
+        )
+
+    def _alternative_parts(self, policy: email.policy.EmailPolicy) -> list[MIMEPart]:
+        parts = []
+        for content, mimetype in self.alternatives:
+            basetype, _, subtype = mimetype.partition("/")
+            part = MIMEPart(policy=policy)
+            if isinstance(content, str):
+                part.set_content(content, subtype=subtype, charset=self._charset())
+            else:
+                part.set_content(content, basetype, subtype)
+            parts.append(part)
+        return parts
+
+
+def serialize(msg: Message, *, smtputf8: bool = False, linesep: str = "\r\n") -> bytes:
+    """The wire form of ``msg``: CRLF lines, 998-octet hard limit, RFC 2047 unless SMTPUTF8."""
+    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    return msg.as_bytes(policy=policy.clone(linesep=linesep))
+
+
+def serialize_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:
+    """Build and serialise ``message``; refuse if it needs SMTPUTF8 and the receiver lacks it."""
+    needs_utf8 = message.needs_smtputf8()
+    if needs_utf8 and not smtputf8_ok:
+        raise SMTPUTF8NotSupportedError(
+            "the message has a non-ASCII address local part and the server does not offer SMTPUTF8"
+        )
+    return serialize(message.message(), smtputf8=needs_utf8, linesep=linesep)
+
+
+class SafeMIMEText(MIMEText):
+    """Django's pre-6.0 MIMEText that refuses headers holding newlines (kept for old code)."""
+
+    def __setitem__(self, name: str, val: Any) -> None:
+        forbid_multi_line_headers(name, str(val))
+        super().__setitem__(name, val)
+
+
+class SafeMIMEMultipart(MIMEMultipart):
+    """Django's pre-6.0 MIMEMultipart that refuses headers holding newlines (kept for old code)."""
+
+    def __setitem__(self, name: str, val: Any) -> None:
+        forbid_multi_line_headers(name, str(val))
+        super().__setitem__(name, val)

@@ -1,0 +1,57 @@
+"""Small helpers shared by messages and backends: the cached host name and dotted-path imports."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import threading
+from typing import Any
+
+from mailout.exceptions import ImproperlyConfigured
+
+__all__ = ["DNS_NAME", "CachedDnsName", "import_string"]
+
+
+class CachedDnsName:
+    """The machine's fully qualified name, looked up once on first use (``getfqdn`` can be slow)."""
+
+    def __init__(self) -> None:
+        self._fqdn: str | None = None
+        self._lock = threading.Lock()
+
+    def __str__(self) -> str:
+        return self.get_fqdn()
+
+    def get_fqdn(self) -> str:
+        if self._fqdn is None:
+            with self._lock:
+                if self._fqdn is None:
+                    name = socket.getfqdn() or "localhost"
+                    # Message-IDs travel in ASCII headers: encode an internationalised host name.
+                    try:
+                        self._fqdn = name.encode("idna").decode("ascii")
+                    except UnicodeError:
+                        self._fqdn = "localhost"
+        return self._fqdn
+
+
+DNS_NAME = CachedDnsName()
+
+
+def import_string(dotted_path: str, *, setting: str = "backend") -> Any:
+    """Import ``package.module.Name``; a bad path raises ImproperlyConfigured naming ``setting``."""
+    if not isinstance(dotted_path, str) or "." not in dotted_path:
+        raise ImproperlyConfigured(f"{setting}: {dotted_path!r} is not a dotted import path")
+    module_path, _, name = dotted_path.rpartition(".")
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"{setting}: cannot import module {module_path!r} ({exc})"
+        ) from exc
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise ImproperlyConfigured(
+            f"{setting}: module {module_path!r} has no attribute {name!r}"
+        ) from None
