@@ -110,6 +110,8 @@ class _Controller(Controller):
 def _start(server: SMTPServer, **kwargs: Any) -> _Controller:
     controller = _Controller(server, **kwargs)
     controller.start()
+    with server.lock:
+        server.connections = 0  # start() made one probe connection of its own
     return controller
 
 

@@ -55,7 +55,7 @@ _ADDRESS_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "reply-to": "Reply-T
 
 class EmailAttachment(NamedTuple):
     filename: str | None
-    content: str | bytes | Message
+    content: str | bytes | Message | EmailMessage
     mimetype: str
 
 
@@ -169,7 +169,7 @@ class EmailMessage:
     def attach(
         self,
         filename: str | Message | None = None,
-        content: str | bytes | Message | None = None,
+        content: str | bytes | Message | EmailMessage | None = None,
         mimetype: str | None = None,
     ) -> None:
         """Attach a MIME part, or filename, content and mimetype (the type guessed if omitted)."""
@@ -197,7 +197,7 @@ class EmailMessage:
             except UnicodeDecodeError:
                 # Not text after all: send the exact bytes rather than a mangled decoding.
                 mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
-        elif not isinstance(content, str | bytes | Message):
+        elif not isinstance(content, str | bytes | Message | EmailMessage):
             raise MessageTypeError(f"attach(): content must be str or bytes, not {content!r:.40}")
         self.attachments.append(EmailAttachment(filename, content, mimetype))
 

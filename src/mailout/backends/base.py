@@ -22,8 +22,16 @@ class BaseEmailBackend:
     no backend ever blocks an event loop.
     """
 
+    #: Options that get_connection()/send_mail() may pass to any backend (Django passes
+    #: auth_user/auth_password on as these); backends without credentials ignore them.
+    ignored_options = frozenset({"username", "password"})
+
     def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
         self.fail_silently = fail_silently
+        unknown = sorted(set(kwargs) - self.ignored_options)
+        if unknown:
+            # A typo in an option (say in MAILERS OPTIONS) must not be silently ignored.
+            raise TypeError(f"{type(self).__name__}: unexpected option(s) {', '.join(unknown)}")
 
     def open(self) -> bool | None:
         """Open a long-lived connection; return True if this call opened it."""
