@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+CODE   := $(wildcard src tests scripts bench)
 
 .PHONY: demo test lint typecheck unit format clean
 
@@ -21,8 +22,8 @@ demo: $(VENV)/.installed-server
 	$(BIN)/mailout demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests scripts bench
-	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict src
@@ -33,8 +34,8 @@ unit: $(VENV)/.installed-dev
 test: lint typecheck unit
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests scripts bench
-	$(BIN)/ruff check --fix src tests scripts bench
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
