@@ -1,0 +1,41 @@
+"""The values a caller hands to and gets back from the SMTP client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailout.exceptions import InvalidMessageError
+from mailout.smtp._protocol.reply import Reply
+
+__all__ = ["Envelope", "SendResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who a message is from and to, as the server sees it (RFC 5321 §2.3.1).
+
+    ``smtputf8`` asks for SMTPUTF8 (RFC 6531) and fails if the server lacks it; ``eight_bit``
+    adds BODY=8BITMIME (RFC 6152) when the server offers it.
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    smtputf8: bool = False
+    eight_bit: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recipients, str):
+            raise InvalidMessageError("recipients must be a sequence of addresses, not a str")
+        # Accept any sequence (a list is the common mistake) but store a tuple: immutable, hashable.
+        object.__setattr__(self, "recipients", tuple(self.recipients))
+        if not self.recipients:
+            raise InvalidMessageError("recipients is empty: an envelope needs at least one")
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The outcome of one accepted transaction."""
+
+    accepted: dict[str, Reply]
+    refused: dict[str, Reply]
+    reply: Reply  # the final reply to DATA content or BDAT LAST

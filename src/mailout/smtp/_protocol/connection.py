@@ -1,0 +1,182 @@
+"""The SMTP client state machine: one state table, one FIFO of commands awaiting replies.
+
+The core does no I/O. ``send(command)`` returns the bytes to write; ``receive_data(bytes)``
+takes what was read; ``next_reply()`` returns the next :class:`Reply` -- already paired with the
+command that caused it -- or :data:`NEED_DATA`. Because every sent command is queued and replies
+come back in order (RFC 2920 §3.1), a pipelined burst can never pair a reply with the wrong
+command.
+
+The client state is *optimistic*: sending MAIL moves to MAIL before the reply arrives, which is
+what pipelining needs. Commands that must end a pipelined group (``pipelinable`` False) are
+answered before anything else is sent, and their replies decide the next state
+(:data:`_ON_REPLY`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections import deque
+from typing import Final, Literal
+
+from mailout.exceptions import SMTPError, SMTPProtocolError
+from mailout.smtp._protocol.commands import Bdat, Command, Greeting
+from mailout.smtp._protocol.extensions import Extensions
+from mailout.smtp._protocol.parser import ReplyParser
+from mailout.smtp._protocol.reply import Reply
+
+__all__ = ["NEED_DATA", "Connection", "LocalProtocolError", "Need", "State"]
+
+
+class Need(enum.Enum):
+    DATA = "NEED_DATA"
+
+
+NEED_DATA: Final = Need.DATA
+
+
+class LocalProtocolError(SMTPError, RuntimeError):
+    """The caller tried to send a command the protocol does not allow now (a bug in the caller)."""
+
+
+class State(enum.Enum):
+    GREETING = "waiting for the greeting"
+    CONNECTED = "greeted, before EHLO"
+    READY = "after EHLO, no transaction"
+    STARTTLS = "STARTTLS accepted, TLS handshake due"
+    AUTH = "inside an AUTH exchange"
+    MAIL = "MAIL sent"
+    RCPT = "RCPT sent"
+    CONTENT = "DATA accepted (354), content due"
+    BDAT = "inside a BDAT transfer"
+    CLOSED = "closed"
+
+
+S = State
+_ANYTIME: dict[str, State] = {"QUIT": S.CLOSED}
+
+# THE state table. _SEND[state][command kind] is the state once the command is sent;
+# a kind missing from a state's row may not be sent in that state.
+_SEND: Final[dict[State, dict[str, State]]] = {
+    S.GREETING: {**_ANYTIME},
+    S.CONNECTED: {"EHLO": S.CONNECTED, "HELO": S.CONNECTED, "NOOP": S.CONNECTED,
+                  "RSET": S.CONNECTED, **_ANYTIME},
+    S.READY: {"EHLO": S.READY, "HELO": S.READY, "NOOP": S.READY, "RSET": S.READY,
+              "STARTTLS": S.READY, "AUTH": S.READY, "MAIL": S.MAIL, **_ANYTIME},
+    S.STARTTLS: {},  # RFC 3207 §4: nothing but the TLS handshake may follow 220
+    S.AUTH: {"AUTH-RESPONSE": S.AUTH},  # RFC 4954 §4: each 334 is answered by one line
+    S.MAIL: {"RCPT": S.RCPT, "RSET": S.READY, "NOOP": S.MAIL, **_ANYTIME},
+    # Data and BDAT may follow even if every RCPT failed: the server refuses them (RFC 2920 §3.1).
+    S.RCPT: {"RCPT": S.RCPT, "DATA": S.RCPT, "BDAT": S.BDAT, "BDAT LAST": S.READY,
+             "RSET": S.READY, "NOOP": S.RCPT, **_ANYTIME},
+    S.CONTENT: {"CONTENT": S.READY},
+    S.BDAT: {"BDAT": S.BDAT, "BDAT LAST": S.READY, "RSET": S.READY, "NOOP": S.BDAT, **_ANYTIME},
+    S.CLOSED: {},
+}  # fmt: skip
+
+# _ON_REPLY[(command kind, reply class)] is the state after that reply, applied only when the
+# answered command is the last one sent (otherwise the client has already moved on). Reply class
+# is the first digit; "3" for DATA means exactly 354 (RFC 5321 §4.1.1.4).
+_ON_REPLY: Final[dict[tuple[str, str], State]] = {
+    ("GREETING", "2"): S.CONNECTED,
+    ("EHLO", "2"): S.READY,
+    ("HELO", "2"): S.READY,
+    ("STARTTLS", "2"): S.STARTTLS,
+    ("AUTH", "3"): S.AUTH, ("AUTH", "2"): S.READY, ("AUTH", "4"): S.READY, ("AUTH", "5"): S.READY,
+    ("AUTH-RESPONSE", "3"): S.AUTH, ("AUTH-RESPONSE", "2"): S.READY,
+    ("AUTH-RESPONSE", "4"): S.READY, ("AUTH-RESPONSE", "5"): S.READY,
+    ("MAIL", "4"): S.READY, ("MAIL", "5"): S.READY,
+    ("DATA", "3"): S.CONTENT, ("DATA", "2"): S.READY, ("DATA", "4"): S.READY,
+    ("DATA", "5"): S.READY,
+}  # fmt: skip
+
+
+class Connection:
+    """Client side of one SMTP session, without I/O."""
+
+    def __init__(self, *, parser: ReplyParser | None = None) -> None:
+        self.state = State.GREETING
+        self.extensions = Extensions()
+        self._parser = parser or ReplyParser()
+        # RFC 5321 §3.1: the server speaks first; its greeting answers a pseudo-command.
+        self._pending: deque[Command] = deque([Greeting()])
+
+    @property
+    def pending(self) -> tuple[Command, ...]:
+        """Commands sent and not yet answered, oldest first."""
+        return tuple(self._pending)
+
+    def send(self, command: Command) -> bytes:
+        """Check that ``command`` may be sent now, queue it for its reply, return its bytes."""
+        if isinstance(command, Bdat):
+            raise LocalProtocolError("use send_bdat() so that the chunk follows BDAT")
+        return self._send(command)
+
+    def send_bdat(self, chunk: bytes, *, last: bool) -> bytes:
+        """``BDAT len(chunk) [LAST]`` followed by the chunk itself (RFC 3030 §2)."""
+        return self._send(Bdat(len(chunk), last)) + chunk
+
+    def _send(self, command: Command) -> bytes:
+        row = _SEND[self.state]
+        kind = command.kind
+        if kind not in row:
+            raise LocalProtocolError(f"cannot send {kind} in state {self.state.name}")
+        if self._pending and kind != "QUIT":
+            # RFC 2920 §3.1: only with PIPELINING, and never after a command that ends a group.
+            if not self.extensions.pipelining:
+                raise LocalProtocolError(f"cannot send {kind} before the previous reply")
+            if not self._pending[-1].pipelinable:
+                raise LocalProtocolError(
+                    f"cannot send {kind} before the reply to {self._pending[-1].kind}"
+                )
+        data = command.encode()
+        self._pending.append(command)
+        self.state = row[kind]
+        return data
+
+    def receive_data(self, data: bytes) -> None:
+        self._parser.feed(data)
+
+    def next_reply(self) -> Reply | Literal[Need.DATA]:
+        reply = self._parser.next_reply()
+        if reply is None:
+            return NEED_DATA
+        if not self._pending:
+            # RFC 5321 §3.8: a server may send 421 at any time before closing.
+            if reply.code == 421:
+                self.state = State.CLOSED
+                return reply
+            raise SMTPProtocolError(f"unexpected reply with no command pending: {reply}")
+        command = self._pending.popleft()
+        reply = dataclasses.replace(reply, command=command.verb)
+        if reply.code == 421:  # RFC 5321 §3.8: service not available, closing
+            self.state = State.CLOSED
+            self._pending.clear()
+            return reply
+        if not self._pending and self.state is not State.CLOSED:
+            klass = str(reply.code)[0]
+            if command.kind == "DATA" and klass == "3" and reply.code != 354:
+                klass = "5"
+            self.state = _ON_REPLY.get((command.kind, klass), self.state)
+        if command.kind in ("EHLO", "HELO") and reply.is_positive:
+            self.extensions = Extensions.parse(reply) if command.kind == "EHLO" else Extensions()
+            self._parser.enhanced_status_codes = self.extensions.enhanced_status_codes
+        return reply
+
+    def start_tls(self) -> None:
+        """Call once the TLS handshake after STARTTLS is done.
+
+        RFC 3207 §4.2: forget everything learnt before TLS, including any bytes already
+        buffered (they may have been injected), and say EHLO again.
+        """
+        if self.state is not State.STARTTLS:
+            raise LocalProtocolError(f"start_tls() in state {self.state.name}")
+        self._parser.clear()
+        self._parser.enhanced_status_codes = False
+        self.extensions = Extensions()
+        self.state = State.CONNECTED
+
+    def close(self) -> None:
+        """The connection is gone (QUIT, error, timeout): nothing more may be sent."""
+        self.state = State.CLOSED
+        self._pending.clear()

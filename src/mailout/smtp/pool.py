@@ -1,0 +1,275 @@
+"""Connection pools: spread many messages over up to N SMTP connections, reuse them, retry drops.
+
+A pool hands out batches of messages to workers, one connection each (threads for the sync
+pool, tasks for the asyncio one; the sync pool never runs an event loop). A connection is
+reused across calls until it has sent ``max_messages`` or lived ``max_age`` seconds. When a
+connection is lost (a drop, a ``421``, a timeout), the messages that got no final reply are
+sent again on a new connection, at most ``retries`` times; a message the server refused is
+never resent here: that answer is reported, and retrying later is the queue's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from mailout.exceptions import ImproperlyConfigured, SMTPConnectError, SMTPError, SMTPTimeoutError
+from mailout.smtp._async.client import AsyncSMTPClient
+from mailout.smtp._models import Envelope, SendResult
+from mailout.smtp._sync.client import SMTPClient
+
+__all__ = ["AsyncSMTPPool", "Outcome", "PoolOptions", "SMTPPool"]
+
+Item = tuple[Envelope, bytes]
+Outcome = SendResult | SMTPError
+# Errors after which the connection is gone and unanswered messages may be sent again.
+_CONNECTION_LOST = (SMTPConnectError, SMTPTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    size: int = 4  # a submission server usually allows a few connections per client
+    batch_size: int = 50  # messages handed to one connection at a time
+    max_messages: int = 1000  # per connection, then it is closed (servers cap this too)
+    max_age: float = 300.0  # seconds a connection is reused before it is replaced
+    retries: int = 2  # resends of a message whose connection was lost
+
+    def __post_init__(self) -> None:
+        for name in ("size", "batch_size", "max_messages"):
+            if getattr(self, name) < 1:
+                raise ImproperlyConfigured(f"pool {name} must be at least 1")
+        if self.retries < 0 or self.max_age <= 0:
+            raise ImproperlyConfigured("pool retries must be >= 0 and max_age > 0")
+
+
+ClientT = TypeVar("ClientT", SMTPClient, AsyncSMTPClient)
+
+
+@dataclass
+class _Slot(Generic[ClientT]):
+    """A connection with its wear, so a pool knows when to retire it."""
+
+    client: ClientT
+    born: float = field(default_factory=time.monotonic)
+    sent: int = 0
+
+    def worn(self, options: PoolOptions) -> bool:
+        return self.sent >= options.max_messages or time.monotonic() - self.born > options.max_age
+
+
+class _Work:
+    """The shared to-do list of one send_many call: indices still to send, and their results."""
+
+    def __init__(self, items: Sequence[Item], options: PoolOptions) -> None:
+        self.items = items
+        self.options = options
+        self.todo: deque[int] = deque(range(len(items)))
+        self.results: list[Outcome | None] = [None] * len(items)
+        self.attempts = [0] * len(items)
+        self.lock = threading.Lock()
+        self.active = self.workers()
+
+    def workers(self) -> int:
+        return max(1, min(self.options.size, math.ceil(len(self.items) / self.options.batch_size)))
+
+    def cannot_connect(self, batch: list[int], error: SMTPError) -> None:
+        """A worker could not connect: leave its batch to the others, or fail if none is left."""
+        with self.lock:
+            self.active -= 1
+            self.todo.extendleft(reversed(batch))
+            if self.active == 0:
+                while self.todo:
+                    self.results[self.todo.popleft()] = error
+
+    def take(self) -> list[int]:
+        with self.lock:
+            count = min(self.options.batch_size, len(self.todo))
+            return [self.todo.popleft() for _ in range(count)]
+
+    def record(self, batch: list[int], outcomes: Sequence[Outcome]) -> bool:
+        """Store outcomes; put back those whose connection was lost. True if it was lost."""
+        lost = False
+        with self.lock:
+            for index, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, _CONNECTION_LOST):
+                    lost = True
+                    self.attempts[index] += 1
+                    if self.attempts[index] <= self.options.retries:
+                        self.todo.appendleft(index)
+                        continue
+                self.results[index] = outcome
+        return lost
+
+    def fail_rest(self, error: SMTPError) -> None:
+        with self.lock:
+            while self.todo:
+                self.results[self.todo.popleft()] = error
+
+    def outcomes(self) -> list[Outcome]:
+        return [r if r is not None else SMTPConnectError("message not sent") for r in self.results]
+
+
+class SMTPPool:
+    """Up to ``options.size`` connections from ``connect_client``, used from threads."""
+
+    def __init__(self, make_client: Callable[[], SMTPClient], options: PoolOptions) -> None:
+        self._make_client = make_client
+        self.options = options
+        self._idle: list[_Slot[SMTPClient]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def open(self) -> None:
+        """Connect one client now, so that connection and AUTH errors surface here."""
+        with self._lock:
+            if self._idle:
+                return
+        self._checkin(self._connect())
+
+    def _connect(self) -> _Slot[SMTPClient]:
+        client = self._make_client()
+        client.connect()
+        return _Slot(client)
+
+    def _checkout(self) -> _Slot[SMTPClient]:
+        with self._lock:
+            while self._idle:
+                slot = self._idle.pop()
+                if slot.client.is_connected and not slot.worn(self.options):
+                    return slot
+                _quietly_close(slot)
+        return self._connect()
+
+    def _checkin(self, slot: _Slot[SMTPClient]) -> None:
+        with self._lock:
+            if not self._closed and slot.client.is_connected and not slot.worn(self.options):
+                self._idle.append(slot)
+                return
+        _quietly_close(slot)
+
+    def send_many(self, items: Sequence[Item]) -> list[Outcome]:
+        work = _Work(items, self.options)
+        workers = work.workers()
+        if workers == 1:
+            self._worker(work)
+        else:
+            threads = [
+                threading.Thread(target=self._worker, args=(work,), name=f"mailout-smtp-{n}")
+                for n in range(workers)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        work.fail_rest(SMTPConnectError("no connection could be made to send these"))
+        return work.outcomes()
+
+    def _worker(self, work: _Work) -> None:
+        slot: _Slot[SMTPClient] | None = None
+        try:
+            while batch := work.take():
+                if slot is None:
+                    try:
+                        slot = self._checkout()
+                    except SMTPError as exc:
+                        work.cannot_connect(batch, exc)
+                        return
+                outcomes = slot.client.send_many([work.items[i] for i in batch])
+                slot.sent += len(batch)
+                if work.record(batch, outcomes) or slot.worn(self.options):
+                    _quietly_close(slot)
+                    slot = None
+        finally:
+            if slot is not None:
+                self._checkin(slot)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for slot in idle:
+            _quietly_close(slot)
+
+    @property
+    def connections(self) -> int:
+        return len(self._idle)
+
+
+class AsyncSMTPPool:
+    """Up to ``options.size`` asyncio connections; the same rules as SMTPPool."""
+
+    def __init__(self, make_client: Callable[[], AsyncSMTPClient], options: PoolOptions) -> None:
+        self._make_client = make_client
+        self.options = options
+        self._idle: list[_Slot[AsyncSMTPClient]] = []
+        self._closed = False
+
+    async def open(self) -> None:
+        if not self._idle:
+            await self._checkin(await self._connect())
+
+    async def _connect(self) -> _Slot[AsyncSMTPClient]:
+        client = self._make_client()
+        await client.connect()
+        return _Slot(client)
+
+    async def _checkout(self) -> _Slot[AsyncSMTPClient]:
+        while self._idle:
+            slot = self._idle.pop()
+            if slot.client.is_connected and not slot.worn(self.options):
+                return slot
+            await _aquietly_close(slot)
+        return await self._connect()
+
+    async def _checkin(self, slot: _Slot[AsyncSMTPClient]) -> None:
+        if not self._closed and slot.client.is_connected and not slot.worn(self.options):
+            self._idle.append(slot)
+        else:
+            await _aquietly_close(slot)
+
+    async def send_many(self, items: Sequence[Item]) -> list[Outcome]:
+        work = _Work(items, self.options)
+        await asyncio.gather(*(self._worker(work) for _ in range(work.workers())))
+        work.fail_rest(SMTPConnectError("no connection could be made to send these"))
+        return work.outcomes()
+
+    async def _worker(self, work: _Work) -> None:
+        slot: _Slot[AsyncSMTPClient] | None = None
+        try:
+            while batch := work.take():
+                if slot is None:
+                    try:
+                        slot = await self._checkout()
+                    except SMTPError as exc:
+                        work.cannot_connect(batch, exc)
+                        return
+                outcomes = await slot.client.send_many([work.items[i] for i in batch])
+                slot.sent += len(batch)
+                if work.record(batch, outcomes) or slot.worn(self.options):
+                    await _aquietly_close(slot)
+                    slot = None
+        finally:
+            if slot is not None:
+                await self._checkin(slot)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for slot in idle:
+            await _aquietly_close(slot)
+
+
+def _quietly_close(slot: _Slot[SMTPClient]) -> None:
+    # The connection is being thrown away: QUIT failing changes nothing.
+    with contextlib.suppress(SMTPError, OSError):
+        slot.client.close()
+
+
+async def _aquietly_close(slot: _Slot[AsyncSMTPClient]) -> None:
+    with contextlib.suppress(SMTPError, OSError):
+        await slot.client.aclose()

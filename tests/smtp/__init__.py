@@ -1,0 +1,1 @@
+"""Tests of mailout.smtp: the sans-I/O core, both drivers, and the unasync generator."""
