@@ -27,6 +27,7 @@ lint: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy --strict src
+	$(BIN)/python scripts/unasync.py --check
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

@@ -8,8 +8,10 @@ needing SMTPUTF8 (RFC 6531), since there is no ASCII form of it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from email.errors import NonASCIILocalPartDefect
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
+from email.header import decode_header, make_header
 from email.headerregistry import Address as _StdAddress
 from email.headerregistry import HeaderRegistry
 from functools import lru_cache
@@ -20,17 +22,33 @@ from mailout.exceptions import BadHeaderError, InvalidAddressError, MessageTypeE
 __all__ = ["Address", "check_header_value", "parse_address", "parse_address_list"]
 
 # Characters that end or split a header line; NUL is refused too since no MTA handles it sanely.
-FORBIDDEN: Final = ("\r", "\n", "\0")
+# Besides CR and LF, Python's str.splitlines() (which the email package uses) also breaks lines
+# at these; none has a place in a header, so all are refused alike.
+_FORBIDDEN: Final = re.compile("[\r\n\0\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _registry: Final = HeaderRegistry()
+# RFC 5321 §4.5.3.1: a path is at most 256 octets (so an address at most 254); a label 63.
+MAX_ADDRESS_LENGTH: Final = 254
+MAX_LABEL_LENGTH: Final = 63
 
 
 def check_header_value(field: str, value: str) -> str:
-    """Return ``value`` unchanged, or raise BadHeaderError if it could start a new header line."""
-    if any(ch in value for ch in FORBIDDEN):
+    """Return ``value`` unchanged, or raise BadHeaderError if it could start a new header line.
+
+    Encoded words (RFC 2047) are checked decoded too: the stdlib decodes them while folding
+    and would write a line break hidden in ``=?utf-8?q?=0D=0A?=`` out raw.
+    """
+    if _FORBIDDEN.search(value) or ("=?" in value and _FORBIDDEN.search(_decoded(value))):
         raise BadHeaderError(
             f"{field}: header values can't contain newlines or NUL (got {value!r})"
         )
     return value
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except (UnicodeError, LookupError, HeaderParseError, ValueError):
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +61,9 @@ class Address:
 
     @property
     def addr_spec(self) -> str:
-        """``local@domain`` as it goes in SMTP commands (domain already IDNA-encoded)."""
-        return f"{self.local_part}@{self.domain}" if self.domain else self.local_part
+        """``local@domain`` as it goes in SMTP commands: the local part quoted when it must be
+        (``"a>b"@example.com``), the domain already IDNA-encoded."""
+        return self.to_stdlib().addr_spec
 
     @property
     def needs_smtputf8(self) -> bool:
@@ -86,11 +105,17 @@ def _parse(value: str, field: str) -> Address:
         raise InvalidAddressError(f"{field}: invalid address {value!r} (no local part)")
     if not parsed.domain:
         raise InvalidAddressError(f"{field}: invalid address {value!r} (no domain)")
-    return Address(
+    address = Address(
         display_name=parsed.display_name,
         local_part=parsed.username,
         domain=encode_domain(parsed.domain, field=field),
     )
+    check_header_value(field, address.display_name)  # after decoding of any RFC 2047 words
+    if len(address.addr_spec.encode()) > MAX_ADDRESS_LENGTH:
+        raise InvalidAddressError(f"{field}: address {value!r} is longer than 254 octets")
+    if any(len(label) > MAX_LABEL_LENGTH for label in address.domain.split(".")):
+        raise InvalidAddressError(f"{field}: a domain label of {value!r} is over 63 octets")
+    return address
 
 
 def parse_address(value: object, *, field: str) -> Address:

@@ -42,6 +42,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     # Django's default is None, which can hang a worker forever on a dead server.
     "EMAIL_TIMEOUT": 30.0,
     "EMAIL_FILE_PATH": None,
+    # mailout's own: how many SMTP connections one send_messages() call may use at once.
+    "EMAIL_POOL_SIZE": 4,
     "EMAIL_SUBJECT_PREFIX": "[Django] ",
     "EMAIL_USE_LOCALTIME": False,
     "DEFAULT_CHARSET": "utf-8",
@@ -116,7 +118,7 @@ def _from_env(name: str, text: str) -> object:
             raise ImproperlyConfigured(f"MAILERS: environment value is not JSON ({exc})") from None
     if isinstance(default, bool):
         return text  # checked by _check_bool, which accepts yes/no words
-    if name in ("EMAIL_PORT", "EMAIL_TIMEOUT"):
+    if name in ("EMAIL_PORT", "EMAIL_TIMEOUT", "EMAIL_POOL_SIZE"):
         return text  # checked (and converted) below
     if text == "" and default is None:
         return None
@@ -238,7 +240,18 @@ def _check_people(name: str, value: object) -> list[str]:
     return out
 
 
+def _check_pool_size(name: str, value: object) -> int:
+    try:
+        size = int(str(value))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a whole number, got {value!r}") from None
+    if isinstance(value, bool | float) or size < 1:
+        raise ImproperlyConfigured(f"{name}: expected a whole number of at least 1, got {value!r}")
+    return size
+
+
 _CHECKS: Final[dict[str, Any]] = {
+    "EMAIL_POOL_SIZE": _check_pool_size,
     "EMAIL_PORT": _check_port,
     "EMAIL_TIMEOUT": _check_timeout,
     "EMAIL_USE_TLS": _check_bool,

@@ -8,7 +8,7 @@
     ├── AttachmentNotFoundError   (FileNotFoundError)  attach_file() of a missing file
     ├── ImproperlyConfigured      (ValueError)   a setting or backend option with a bad value
     │   └── InvalidMailer                        a MAILERS entry that cannot be built
-    ├── MailerDoesNotExist        (KeyError)     mailers["alias"] for an alias not in MAILERS
+    │       └── MailerDoesNotExist (KeyError)    mailers["alias"] for an alias not in MAILERS
     └── SMTPError                 (smtplib.SMTPException, so Django-era handlers still catch it)
         ├── SMTPConnectError      (ConnectionError)  could not connect, or the link dropped
         │   └── ServerDisconnected                   the server closed the connection
@@ -93,7 +93,7 @@ class InvalidMailer(ImproperlyConfigured):
     """A ``MAILERS`` entry that cannot be turned into a backend."""
 
 
-class MailerDoesNotExist(MailoutError, KeyError):
+class MailerDoesNotExist(InvalidMailer, KeyError):
     """``mailers[alias]`` or ``using=alias`` named an alias that ``MAILERS`` does not define."""
 
     def __str__(self) -> str:  # KeyError would repr() the message and add quotes

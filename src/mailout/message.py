@@ -9,6 +9,7 @@ header line or a recipient. Turning the result into bytes is the backend's choic
 from __future__ import annotations
 
 import email.policy
+import email.utils
 import mimetypes
 import os
 import re
@@ -27,6 +28,7 @@ from mailout.exceptions import (
     AttachmentNotFoundError,
     BadHeaderError,
     InvalidMessageError,
+    MailoutError,
     MessageTypeError,
     SMTPUTF8NotSupportedError,
 )
@@ -48,8 +50,10 @@ __all__ = [
 ]
 
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
-# RFC 5322 §2.2: a field name is printable US-ASCII except the colon.
-_HEADER_NAME = re.compile(r"[!-9;-~]+")
+# RFC 5322 §2.2: a field name is printable US-ASCII except the colon. Longer than 76 characters,
+# "Name: " alone would overflow the recommended 78-character line.
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
+MAX_LINE = 998  # RFC 5322 §2.1.1: the hard limit of a line, CRLF excluded
 _ADDRESS_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "reply-to": "Reply-To"}
 
 
@@ -162,7 +166,8 @@ class EmailMessage:
 
     def recipients(self) -> list[str]:
         """Every envelope recipient: to, cc and bcc (Bcc never appears in the headers)."""
-        return [addr for addr in (*self.to, *self.cc, *self.bcc) if addr]
+        fields = (_address_list(getattr(self, f), f) for f in ("to", "cc", "bcc"))
+        return [addr for field in fields for addr in field if addr]
 
     # -- content ---------------------------------------------------------------------------
 
@@ -221,6 +226,7 @@ class EmailMessage:
         msg = _StdMessage(policy=policy)
         self._set_content(msg)
         self._set_headers(msg)
+        _check_decoded_headers(msg)
         return msg
 
     def _charset(self) -> str:
@@ -304,7 +310,7 @@ class EmailMessage:
         parse_address_list(self.bcc, field="bcc")  # checked now: Bcc goes only in the envelope
         for key, header in _ADDRESS_HEADERS.items():
             if key in extra:
-                msg[header] = _address_header(header, extra[key][1])
+                _set_header(msg, header, _address_header(header, extra[key][1]))
             elif fields[key]:
                 msg[header] = [a.to_stdlib() for a in fields[key]]
         if "date" not in extra:
@@ -314,12 +320,48 @@ class EmailMessage:
         for key, (name, value) in extra.items():
             if key not in _ADDRESS_HEADERS:
                 del msg[name]  # an extra header replaces ours (Subject, Date, Message-ID, …)
-                msg[name] = value
+                _set_header(msg, name, value)
 
     def needs_smtputf8(self) -> bool:
         """True when an address has a non-ASCII local part, which only SMTPUTF8 can carry."""
-        fields = (self.to, self.cc, self.bcc, self.reply_to, [self.from_email])
-        return any(parse_address(v, field="address").needs_smtputf8 for f in fields for v in f if v)
+        fields = {
+            "from_email": [self.from_email],
+            "to": _address_list(self.to, "to"),
+            "cc": _address_list(self.cc, "cc"),
+            "bcc": _address_list(self.bcc, "bcc"),
+            "reply_to": _address_list(self.reply_to, "reply_to"),
+        }
+        return any(
+            parse_address(value, field=name).needs_smtputf8
+            for name, values in fields.items()
+            for value in values
+            if value
+        )
+
+
+def _set_header(msg: Message, name: str, value: Any) -> None:
+    """Set a header given by the user; the stdlib's parser errors become one typed error."""
+    try:
+        msg[name] = value
+    except MailoutError:
+        raise
+    except Exception as exc:  # IndexError, ValueError, … from email._header_value_parser
+        raise InvalidMessageError(f"{name}: {value!r:.80} is not a valid header value") from exc
+
+
+def _check_decoded_headers(msg: Message) -> None:
+    """Check every header and parameter of every part *as the generator will write it*.
+
+    The stdlib decodes RFC 2047 words found in the values it is given (``=?utf-8?q?a=0D=0A?=``)
+    and writes the decoded text out; a CR or LF hidden that way would start a new header line.
+    """
+    for part in msg.walk():
+        for name, value in part.items():
+            check_header_value(name, str(value))
+        for key in ("Content-Type", "Content-Disposition"):
+            for param, param_value in part.get_params(header=key, failobj=[]):
+                text = email.utils.collapse_rfc2231_value(param_value)
+                check_header_value(f"{key} parameter {param}", text)
 
 
 def _multipart(policy: email.policy.EmailPolicy, subtype: str, parts: list[Any]) -> MIMEPart:
@@ -407,7 +449,48 @@ class EmailMultiAlternatives(EmailMessage):
 def serialize(msg: Message, *, smtputf8: bool = False, linesep: str = "\r\n") -> bytes:
     """The wire form of ``msg``: CRLF lines, 998-octet hard limit, RFC 2047 unless SMTPUTF8."""
     policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
-    return msg.as_bytes(policy=policy.clone(linesep=linesep))
+    try:
+        data = msg.as_bytes(policy=policy)
+    except MailoutError:
+        raise
+    except Exception as exc:  # the generator re-parses values and can fail deep inside
+        raise InvalidMessageError(f"the message cannot be serialised: {exc}") from exc
+    _check_wire_form(data, [name.lower() for name in msg])
+    return data if linesep == "\r\n" else data.replace(b"\r\n", linesep.encode())
+
+
+def _check_wire_form(data: bytes, names: list[str]) -> None:
+    """The last line of defence: every line ends in CRLF and none is over 998 octets.
+
+    The generator re-parses values while folding them and writes out what RFC 2047 words
+    decode to; a CR or LF that appears that way is caught here, whatever field carried it.
+    """
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        raise BadHeaderError("a header value decodes to a line break; refusing to send it")
+    head = data.partition(b"\r\n\r\n")[0]
+    written = [
+        line.split(b":", 1)[0].decode("ascii", "replace").lower()
+        for line in head.split(b"\r\n")
+        if line and line[:1] not in (b" ", b"\t")
+    ]
+    if sorted(written) != sorted(names):
+        raise BadHeaderError("a header value decodes to an extra header line; refusing to send it")
+    if b"\0" in head:
+        raise BadHeaderError("a header value decodes to a NUL character; refusing to send it")
+    _check_line_lengths(data, b"\r\n")
+
+
+def _check_line_lengths(data: bytes, linesep: bytes) -> None:
+    """Refuse a message with a line over 998 octets: MTAs reject it or split it, and a split
+    header line can turn the rest of a value into a header of its own."""
+    for line in data.split(linesep):
+        if len(line) > MAX_LINE:
+            name = line.split(b":", 1)[0][:40].decode("ascii", "replace")
+            raise InvalidMessageError(
+                f"a line of {len(line)} octets (over RFC 5322's 998) starting {name!r}: "
+                "shorten that header or value"
+            )
 
 
 def serialize_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from mailout.message import EmailMessage
 
 SEPARATOR = b"-" * 79
+_sessions = itertools.count(1)
 
 
 class EmailBackend(BaseEmailBackend):
@@ -53,8 +55,9 @@ class EmailBackend(BaseEmailBackend):
     def _get_filename(self) -> Path:
         """The file for the current session, chosen when it is first needed."""
         if self._fname is None:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            self._fname = self.file_path / f"{stamp}-{id(self)}-{os.getpid()}.log"
+            # Microseconds and a counter: sessions opened within one second get files of their own.
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+            self._fname = self.file_path / f"{stamp}-{os.getpid()}-{next(_sessions)}.log"
         return self._fname
 
     def open(self) -> bool:

@@ -1,14 +1,15 @@
-"""The SMTP backend: sends messages to ``EMAIL_HOST`` with Django's open/close reuse rules.
+"""The SMTP backend: Django's contract on mailout's pipelining client and connection pool.
 
-Security defaults differ from Django where Django is unsafe: certificates are verified,
-``use_tls`` means STARTTLS is required (never a silent downgrade) and timeouts are on.
+Reuse rules are Django's: ``send_messages()`` on a closed backend opens connections and closes
+them afterwards; after ``open()`` they stay open for the next call until ``close()``. Security
+defaults differ from Django where Django is unsafe: certificates are verified, ``use_tls``
+means STARTTLS is required (never a silent downgrade), AUTH is refused over plain text to a
+non-loopback host, and timeouts are on.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import smtplib
-import ssl
+import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from mailout.address import parse_address
 from mailout.backends.base import BaseEmailBackend
 from mailout.conf import settings
-from mailout.exceptions import ImproperlyConfigured, SMTPSecurityError
-from mailout.message import serialize_message
+from mailout.exceptions import ImproperlyConfigured, SMTPError
+from mailout.message import serialize
+from mailout.smtp import AsyncSMTPClient, Envelope, SMTPClient
+from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
 
 if TYPE_CHECKING:
@@ -25,18 +28,16 @@ if TYPE_CHECKING:
 
 __all__ = ["EmailBackend"]
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+log = logging.getLogger("mailout.smtp")
 
 
 class EmailBackend(BaseEmailBackend):
-    """Send over SMTP. Options default to the ``EMAIL_*`` settings, read when created."""
+    """Send over SMTP. Options default to the ``EMAIL_*`` settings, read when it is created.
+
+    After each ``send_messages()``, ``results`` holds one entry per message sent: a
+    ``SendResult`` (with the recipients the server ``refused``, if any) or the ``SMTPError``
+    that stopped it.
+    """
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class EmailBackend(BaseEmailBackend):
         *,
         ssl_cafile: str | None = None,
         allow_insecure_auth: bool = False,
+        pool_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -71,7 +73,11 @@ class EmailBackend(BaseEmailBackend):
             raise ImproperlyConfigured(
                 "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive: set one of them, not both"
             )
-        self.connection: smtplib.SMTP | None = None
+        size = settings.EMAIL_POOL_SIZE if pool_size is None else pool_size
+        self.pool_options = PoolOptions(size=size)
+        self.connection: SMTPPool | None = None
+        self.aconnection: AsyncSMTPPool | None = None
+        self.results: list[Outcome] = []
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:  # never the password
@@ -81,103 +87,124 @@ class EmailBackend(BaseEmailBackend):
     def password(self) -> str:
         return self._password
 
-    def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.ssl_cafile)
-        if self.ssl_certfile:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-        return context
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "use_tls": self.use_tls,
+            "use_ssl": self.use_ssl,
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "timeout": self.timeout,
+            "local_hostname": DNS_NAME.get_fqdn(),
+            "username": self.username or None,
+            "password": self._password or None,
+            "allow_insecure_auth": self.allow_insecure_auth,
+        }
+
+    def _make_client(self) -> SMTPClient:
+        return SMTPClient(self.host, self.port, **self._client_options())
+
+    def _make_async_client(self) -> AsyncSMTPClient:
+        return AsyncSMTPClient(self.host, self.port, **self._client_options())
+
+    # -- sync ------------------------------------------------------------------------------
 
     def open(self) -> bool | None:
-        """Connect (and log in); return True if this call opened the connection."""
-        if self.connection is not None:
-            return False
-        kwargs: dict[str, Any] = {"local_hostname": DNS_NAME.get_fqdn()}
-        if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
-        try:
-            if self.use_ssl:
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, context=self.ssl_context(), **kwargs
-                )
-            else:
-                conn = smtplib.SMTP(self.host, self.port, **kwargs)
+        """Connect (and log in); True if this call opened it, False if it was already open."""
+        with self._lock:
+            if self.connection is not None:
+                return False
+            pool = SMTPPool(self._make_client, self.pool_options)
             try:
-                if self.use_tls:
-                    # smtplib raises SMTPNotSupportedError when STARTTLS is not offered:
-                    # we stop there rather than carry on in plain text.
-                    conn.starttls(context=self.ssl_context())
-                if self.username and self._password:
-                    encrypted = self.use_tls or self.use_ssl
-                    if (
-                        not encrypted
-                        and not self.allow_insecure_auth
-                        and not _is_loopback(self.host)
-                    ):
-                        raise SMTPSecurityError(
-                            "refusing to send credentials over an unencrypted connection to "
-                            f"{self.host}; set EMAIL_USE_TLS or EMAIL_USE_SSL"
-                        )
-                    conn.login(self.username, self._password)
-            except BaseException:
-                conn.close()
+                pool.open()
+            except SMTPError:
+                pool.close()
+                if self.fail_silently:
+                    return None
                 raise
-            self.connection = conn
+            self.connection = pool
             return True
-        except OSError:
-            if not self.fail_silently:
-                raise
-            return None
 
     def close(self) -> None:
         with self._lock:
-            if self.connection is None:
-                return
-            try:
-                try:
-                    self.connection.quit()
-                except (ssl.SSLError, smtplib.SMTPServerDisconnected, OSError):
-                    self.connection.close()
-                except smtplib.SMTPException:
-                    if not self.fail_silently:
-                        raise
-            finally:
-                self.connection = None
+            pool, self.connection = self.connection, None
+            if pool is not None:
+                pool.close()
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        messages = [m for m in email_messages if m.recipients()]
-        if not messages:
+        items = _prepare([m for m in email_messages if m.recipients()])
+        if not items:
             return 0
-        for message in messages:
-            message.message()  # bad input fails here, before anything is sent
         with self._lock:
-            new_connection = self.open()
-            if not self.connection or new_connection is None:
+            opened = self.open()
+            if self.connection is None:
                 return 0
-            sent = 0
             try:
-                for message in messages:
-                    if self._send(message):
-                        sent += 1
+                return self._report(self.connection.send_many(items))
             finally:
-                if new_connection:
+                if opened:
                     self.close()
-        return sent
 
-    def _send(self, message: EmailMessage) -> bool:
-        assert self.connection is not None
-        try:
-            smtputf8 = message.needs_smtputf8()
-            self.connection.ehlo_or_helo_if_needed()
-            supports_utf8 = self.connection.has_extn("smtputf8")
-            data = serialize_message(message, smtputf8_ok=supports_utf8)
-            sender = parse_address(message.from_email, field="from_email").addr_spec
-            recipients = [
-                parse_address(r, field="recipients").addr_spec for r in message.recipients()
-            ]
-            options = ["SMTPUTF8"] if smtputf8 else []
-            self.connection.sendmail(sender, recipients, data, mail_options=options)
-        except OSError:  # smtplib's errors and mailout's SMTPError are OSErrors
-            if not self.fail_silently:
-                raise
+    # -- async -----------------------------------------------------------------------------
+
+    async def aopen(self) -> bool | None:
+        if self.aconnection is not None:
             return False
+        pool = AsyncSMTPPool(self._make_async_client, self.pool_options)
+        try:
+            await pool.open()
+        except SMTPError:
+            await pool.aclose()
+            if self.fail_silently:
+                return None
+            raise
+        self.aconnection = pool
         return True
+
+    async def aclose(self) -> None:
+        pool, self.aconnection = self.aconnection, None
+        if pool is not None:
+            await pool.aclose()
+
+    async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        items = _prepare([m for m in email_messages if m.recipients()])
+        if not items:
+            return 0
+        opened = await self.aopen()
+        if self.aconnection is None:
+            return 0
+        try:
+            return self._report(await self.aconnection.send_many(items))
+        finally:
+            if opened:
+                await self.aclose()
+
+    def _report(self, outcomes: list[Outcome]) -> int:
+        """Count what was accepted; raise the first failure unless failing silently."""
+        self.results = outcomes
+        errors = [o for o in outcomes if isinstance(o, SMTPError)]
+        for outcome in outcomes:
+            if not isinstance(outcome, SMTPError) and outcome.refused:
+                log.warning(
+                    "server refused %d recipient(s): %s",
+                    len(outcome.refused),
+                    ", ".join(f"{addr} ({reply})" for addr, reply in outcome.refused.items()),
+                )
+        if errors and not self.fail_silently:
+            raise errors[0]
+        return len(outcomes) - len(errors)
+
+
+def _prepare(messages: Sequence[EmailMessage]) -> list[tuple[Envelope, bytes]]:
+    """Envelope and bytes of every message, before anything is sent: bad input sends nothing."""
+    items = []
+    for message in messages:
+        smtputf8 = message.needs_smtputf8()
+        data = serialize(message.message(), smtputf8=smtputf8)
+        sender = parse_address(message.from_email, field="from_email").addr_spec
+        recipients = tuple(
+            parse_address(r, field="recipients").addr_spec for r in message.recipients()
+        )
+        envelope = Envelope(sender, recipients, smtputf8=smtputf8, eight_bit=not data.isascii())
+        items.append((envelope, data))
+    return items
