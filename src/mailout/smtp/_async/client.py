@@ -24,6 +24,7 @@ from mailout.exceptions import (
     SMTPConnectError,
     SMTPError,
     SMTPSecurityError,
+    SMTPTimeoutError,
     SMTPUTF8NotSupportedError,
     StartTLSNotOfferedError,
 )
@@ -116,6 +117,7 @@ class AsyncSMTPClient:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         timeout: float | None = 30.0,
+        message_timeout: float | None = 600.0,
         local_hostname: str | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -138,6 +140,10 @@ class AsyncSMTPClient:
         self.ssl_certfile = ssl_certfile
         self.ssl_keyfile = ssl_keyfile
         self.timeout = timeout
+        # RFC 5321 §4.5.3.2 allows 10 minutes for the end of DATA; this bounds one whole
+        # transaction (or one burst of them), so a server trickling replies cannot stall forever.
+        self.message_timeout = message_timeout
+        self._deadline: float | None = None
         self.local_hostname = local_hostname
         self.username = username
         self._password = password  # never shown: see __repr__
@@ -295,30 +301,54 @@ class AsyncSMTPClient:
             raise SMTPConnectError("not connected: call connect() first")
         return self._core, self._stream
 
+    def _time_left(self) -> float | None:
+        """Seconds left for one operation: ``timeout``, cut short by the message deadline."""
+        if self._deadline is None:
+            return self.timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        return left if self.timeout is None else min(left, self.timeout)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _late(self) -> SMTPTimeoutError:
+        return SMTPTimeoutError(f"message not done within message_timeout={self.message_timeout}s")
+
+    def _start_message_clock(self) -> None:
+        if self.message_timeout is not None:
+            self._deadline = time.monotonic() + self.message_timeout
+
     async def _write(self, data: bytes) -> None:
         _, stream = self._require()
         try:
-            await stream.write(data, self.timeout)
-        except BaseException:
+            await stream.write(data, self._time_left())
+        except BaseException as exc:
             # Half a write (or a cancelled one) leaves the server out of step: drop the link.
             await self._abort()
+            if isinstance(exc, SMTPTimeoutError) and self._past_deadline():
+                raise self._late() from None
             raise
 
     async def _read_reply(self) -> Reply:
         """Read until the core has a whole reply; ``timeout`` bounds each reply, not each read."""
         core, stream = self._require()
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
+            budget = self._time_left()
+            deadline = None if budget is None else time.monotonic() + budget
             while True:
                 reply = core.next_reply()
                 if not isinstance(reply, Need):
                     break
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
                 core.receive_data(await stream.read(remaining))
-        except BaseException:
+        except BaseException as exc:
             # A timeout, a garbled reply or a cancellation mid-transaction leaves the session in
             # an unknown state: the connection is unusable.
             await self._abort()
+            if isinstance(exc, SMTPTimeoutError) and self._past_deadline():
+                raise self._late() from None
             raise
         if reply.code == 421:  # RFC 5321 §3.8: the server is closing the connection
             await self._abort()
@@ -379,9 +409,13 @@ class AsyncSMTPClient:
         Refused recipients are reported in ``SendResult.refused`` as long as one was accepted.
         """
         plan = self._plan(envelope, content)
-        if self._uses_pipelining():
-            return await self._send_pipelined(plan)
-        return await self._send_lockstep(plan)
+        self._start_message_clock()
+        try:
+            if self._uses_pipelining():
+                return await self._send_pipelined(plan)
+            return await self._send_lockstep(plan)
+        finally:
+            self._deadline = None
 
     async def _send_lockstep(self, plan: _Plan) -> SendResult:
         core, _ = self._require()
@@ -472,6 +506,7 @@ class AsyncSMTPClient:
             if isinstance(plan, SMTPError):
                 results.append(plan)
                 continue
+            self._start_message_clock()
             try:
                 results.append(await self._send_plan(plan))
             except ReplyError as exc:
@@ -479,6 +514,8 @@ class AsyncSMTPClient:
             except SMTPError as exc:
                 results.extend(exc for _ in range(len(plans) - len(results)))
                 break
+            finally:
+                self._deadline = None
         return results
 
     async def _send_plan(self, plan: _Plan) -> SendResult:
@@ -512,6 +549,7 @@ class AsyncSMTPClient:
                             out += core.send(Rset())
                         out += self._encode_bdat_transaction(item)
                         started = True
+                self._start_message_clock()  # a burst is bounded like one message
                 await self._write(bytes(out))
                 for item, reset in zip(burst, resets, strict=True):
                     if isinstance(item, SMTPError):
@@ -529,6 +567,8 @@ class AsyncSMTPClient:
             except SMTPError as exc:
                 results.extend(exc for _ in range(len(plans) - len(results)))
                 return
+            finally:
+                self._deadline = None
         if failed_last:
             await self._reset()
 

@@ -25,6 +25,7 @@ from mailout.exceptions import (
     SMTPConnectError,
     SMTPError,
     SMTPSecurityError,
+    SMTPTimeoutError,
     SMTPUTF8NotSupportedError,
     StartTLSNotOfferedError,
 )
@@ -117,6 +118,7 @@ class SMTPClient:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         timeout: float | None = 30.0,
+        message_timeout: float | None = 600.0,
         local_hostname: str | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -139,6 +141,10 @@ class SMTPClient:
         self.ssl_certfile = ssl_certfile
         self.ssl_keyfile = ssl_keyfile
         self.timeout = timeout
+        # RFC 5321 §4.5.3.2 allows 10 minutes for the end of DATA; this bounds one whole
+        # transaction (or one burst of them), so a server trickling replies cannot stall forever.
+        self.message_timeout = message_timeout
+        self._deadline: float | None = None
         self.local_hostname = local_hostname
         self.username = username
         self._password = password  # never shown: see __repr__
@@ -296,30 +302,54 @@ class SMTPClient:
             raise SMTPConnectError("not connected: call connect() first")
         return self._core, self._stream
 
+    def _time_left(self) -> float | None:
+        """Seconds left for one operation: ``timeout``, cut short by the message deadline."""
+        if self._deadline is None:
+            return self.timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        return left if self.timeout is None else min(left, self.timeout)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _late(self) -> SMTPTimeoutError:
+        return SMTPTimeoutError(f"message not done within message_timeout={self.message_timeout}s")
+
+    def _start_message_clock(self) -> None:
+        if self.message_timeout is not None:
+            self._deadline = time.monotonic() + self.message_timeout
+
     def _write(self, data: bytes) -> None:
         _, stream = self._require()
         try:
-            stream.write(data, self.timeout)
-        except BaseException:
+            stream.write(data, self._time_left())
+        except BaseException as exc:
             # Half a write (or a cancelled one) leaves the server out of step: drop the link.
             self._abort()
+            if isinstance(exc, SMTPTimeoutError) and self._past_deadline():
+                raise self._late() from None
             raise
 
     def _read_reply(self) -> Reply:
         """Read until the core has a whole reply; ``timeout`` bounds each reply, not each read."""
         core, stream = self._require()
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
+            budget = self._time_left()
+            deadline = None if budget is None else time.monotonic() + budget
             while True:
                 reply = core.next_reply()
                 if not isinstance(reply, Need):
                     break
                 remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
                 core.receive_data(stream.read(remaining))
-        except BaseException:
+        except BaseException as exc:
             # A timeout, a garbled reply or a cancellation mid-transaction leaves the session in
             # an unknown state: the connection is unusable.
             self._abort()
+            if isinstance(exc, SMTPTimeoutError) and self._past_deadline():
+                raise self._late() from None
             raise
         if reply.code == 421:  # RFC 5321 §3.8: the server is closing the connection
             self._abort()
@@ -380,9 +410,13 @@ class SMTPClient:
         Refused recipients are reported in ``SendResult.refused`` as long as one was accepted.
         """
         plan = self._plan(envelope, content)
-        if self._uses_pipelining():
-            return self._send_pipelined(plan)
-        return self._send_lockstep(plan)
+        self._start_message_clock()
+        try:
+            if self._uses_pipelining():
+                return self._send_pipelined(plan)
+            return self._send_lockstep(plan)
+        finally:
+            self._deadline = None
 
     def _send_lockstep(self, plan: _Plan) -> SendResult:
         core, _ = self._require()
@@ -471,6 +505,7 @@ class SMTPClient:
             if isinstance(plan, SMTPError):
                 results.append(plan)
                 continue
+            self._start_message_clock()
             try:
                 results.append(self._send_plan(plan))
             except ReplyError as exc:
@@ -478,6 +513,8 @@ class SMTPClient:
             except SMTPError as exc:
                 results.extend(exc for _ in range(len(plans) - len(results)))
                 break
+            finally:
+                self._deadline = None
         return results
 
     def _send_plan(self, plan: _Plan) -> SendResult:
@@ -511,6 +548,7 @@ class SMTPClient:
                             out += core.send(Rset())
                         out += self._encode_bdat_transaction(item)
                         started = True
+                self._start_message_clock()  # a burst is bounded like one message
                 self._write(bytes(out))
                 for item, reset in zip(burst, resets, strict=True):
                     if isinstance(item, SMTPError):
@@ -528,6 +566,8 @@ class SMTPClient:
             except SMTPError as exc:
                 results.extend(exc for _ in range(len(plans) - len(results)))
                 return
+            finally:
+                self._deadline = None
         if failed_last:
             self._reset()
 
