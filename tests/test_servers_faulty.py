@@ -269,17 +269,21 @@ def test_bdat_refused_chunk_is_still_consumed(serve: list[FaultyServer]) -> None
     assert srv.transactions == []
 
 
-@pytest.mark.parametrize(("lockstep", "low", "high"), [(False, 0.1, 0.35), (True, 0.4, 5.0)])
-def test_lockstep_answers_one_round_trip_per_command(
-    serve: list[FaultyServer], lockstep: bool, low: float, high: float
-) -> None:
-    srv = start(serve, Script(delay=0.1, lockstep=lockstep))
-    with RawClient(srv.host, srv.port) as raw:
-        assert raw.reply()[0] == 220
-        began = time.monotonic()
-        raw.send(b"NOOP\r\n" * 4)
-        assert raw.codes(4) == [250] * 4
-        assert low <= time.monotonic() - began < high
+def test_lockstep_answers_one_round_trip_per_command(serve: list[FaultyServer]) -> None:
+    elapsed = {}
+    for lockstep in (False, True):
+        srv = start(serve, Script(delay=0.1, lockstep=lockstep))
+        with RawClient(srv.host, srv.port) as raw:
+            assert raw.reply()[0] == 220
+            began = time.monotonic()
+            raw.send(b"NOOP\r\n" * 4)
+            assert raw.codes(4) == [250] * 4
+            elapsed[lockstep] = time.monotonic() - began
+    # Lower bounds only (a loaded machine is slow, never fast), and one compared with the
+    # other: four pipelined commands cost one delay, four lock-step ones cost four.
+    assert elapsed[False] >= 0.1
+    assert elapsed[True] >= 0.4
+    assert elapsed[False] < elapsed[True]
 
 
 # -- STARTTLS attacks -------------------------------------------------------------------------

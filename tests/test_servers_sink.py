@@ -71,33 +71,36 @@ def test_delay_is_one_round_trip_per_batch() -> None:
     with SinkServer(delay=0.1) as sink, RawClient(sink.host, sink.port) as raw:
         began = time.monotonic()
         assert raw.reply()[0] == 220  # the greeting is delayed too
+        assert time.monotonic() - began >= 0.1
+        began = time.monotonic()
         raw.send(ENVELOPE)  # three pipelined commands: one round trip
         assert raw.codes(3) == [250, 250, 250]
-        elapsed = time.monotonic() - began
-        assert 0.2 <= elapsed < 0.35
+        pipelined = time.monotonic() - began
         began = time.monotonic()
         for _ in range(3):  # lock-step: one round trip each
             raw.send(b"NOOP\r\n")
             assert raw.reply()[0] == 250
-        assert time.monotonic() - began >= 0.3
+        lockstep = time.monotonic() - began
+        # Lower bounds only (a loaded machine is slow, never fast); the comparison within one
+        # test shows that a batch costs one delay while lock-step costs one per command.
+        assert pipelined >= 0.1
+        assert lockstep >= 0.3
+        assert pipelined < lockstep
 
 
 def test_throughput_over_one_connection() -> None:
-    """Thousands of messages a second: pipelined envelopes over a raw socket, 2,000 messages."""
+    """Pipelined envelopes over a raw socket, 2,000 messages: all counted (speed is for bench/)."""
     n = 2000
     with SinkServer() as sink, RawClient(sink.host, sink.port) as raw:
         assert raw.reply()[0] == 220
         raw.send(b"EHLO c\r\n")
         raw.reply()
-        began = time.monotonic()
         message = b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nBDAT 100 LAST\r\n"
         for sent in range(100, n + 1, 100):  # 100 messages per write, then read the replies
             raw.send((message + b"x" * 100) * 100)
             while raw.received.count(b"queued") < sent:
                 raw.recv()
-        rate = n / (time.monotonic() - began)
         assert sink.count == n
-    assert rate > 2000, f"{rate:.0f} messages/s"
 
 
 def test_negative_delay_is_refused() -> None:

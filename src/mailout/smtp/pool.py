@@ -95,6 +95,7 @@ class _Work:
 
     def record(self, batch: list[int], outcomes: Sequence[Outcome]) -> bool:
         """Store outcomes; put back those whose connection was lost. True if it was lost."""
+        retry: list[int] = []
         lost = False
         with self.lock:
             for index, outcome in zip(batch, outcomes, strict=True):
@@ -102,9 +103,10 @@ class _Work:
                     lost = True
                     self.attempts[index] += 1
                     if self.attempts[index] <= self.options.retries:
-                        self.todo.appendleft(index)
+                        retry.append(index)
                         continue
                 self.results[index] = outcome
+            self.todo.extendleft(reversed(retry))  # resent first, in their original order
         return lost
 
     def fail_rest(self, error: SMTPError) -> None:
@@ -183,7 +185,9 @@ class SMTPPool:
                         return
                 outcomes = slot.client.send_many([work.items[i] for i in batch])
                 slot.sent += len(batch)
-                if work.record(batch, outcomes) or slot.worn(self.options):
+                lost = work.record(batch, outcomes)
+                # A fatal error (a garbled reply, say) also ends the session: never reuse it.
+                if lost or slot.worn(self.options) or not slot.client.is_connected:
                     _quietly_close(slot)
                     slot = None
         finally:
@@ -251,7 +255,9 @@ class AsyncSMTPPool:
                         return
                 outcomes = await slot.client.send_many([work.items[i] for i in batch])
                 slot.sent += len(batch)
-                if work.record(batch, outcomes) or slot.worn(self.options):
+                lost = work.record(batch, outcomes)
+                # A fatal error (a garbled reply, say) also ends the session: never reuse it.
+                if lost or slot.worn(self.options) or not slot.client.is_connected:
                     await _aquietly_close(slot)
                     slot = None
         finally:

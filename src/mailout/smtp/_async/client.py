@@ -277,12 +277,17 @@ class AsyncSMTPClient:
 
     async def aclose(self) -> None:
         """Say QUIT and close; errors on the way out are ignored (the connection is done)."""
-        if self._core is None or self._stream is None:
+        core, stream = self._core, self._stream
+        if core is None or stream is None:
             return
         try:
-            if self._core.state is not State.CLOSED:
-                await self._roundtrip(Quit())
-        except SMTPError:
+            if core.state is not State.CLOSED:
+                # Sending QUIT moves the core to CLOSED at once, so its 221 is read here
+                # directly rather than through _read_reply(), which requires an open session.
+                await stream.write(core.send(Quit()), self.timeout)
+                while isinstance(core.next_reply(), Need):
+                    core.receive_data(await stream.read(self.timeout))
+        except (SMTPError, OSError):
             pass
         finally:
             await self._abort()
