@@ -29,6 +29,10 @@ _registry: Final = HeaderRegistry()
 # RFC 5321 §4.5.3.1: a path is at most 256 octets (so an address at most 254); a label 63.
 MAX_ADDRESS_LENGTH: Final = 254
 MAX_LABEL_LENGTH: Final = 63
+# A plain ASCII ``local@domain`` (dot-atom on both sides) parses to itself; recognising it here
+# skips the stdlib's header parser, which costs ~90 µs an address.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS: Final = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
 def check_header_value(field: str, value: str) -> str:
@@ -135,6 +139,14 @@ def parse_address(value: object, *, field: str) -> Address:
         return Address(name, bare.local_part, bare.domain)
     if not isinstance(value, str):
         raise MessageTypeError(f"{field}: expected an address string, got {type(value).__name__}")
+    if (
+        len(value) <= MAX_ADDRESS_LENGTH
+        and "=?" not in value  # anything like an encoded word takes the careful path
+        and _PLAIN_ADDRESS.fullmatch(value)
+        and all(len(label) <= MAX_LABEL_LENGTH for label in value.rpartition("@")[2].split("."))
+    ):
+        local, _, domain = value.rpartition("@")
+        return Address("", local, domain)
     check_header_value(field, value)
     if not value.strip():
         raise InvalidAddressError(f"{field}: empty address")

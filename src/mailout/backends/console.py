@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mailout.backends.base import BaseEmailBackend
-from mailout.message import serialize_message
+from mailout.wire import render_message
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -32,7 +32,7 @@ class EmailBackend(BaseEmailBackend):
         self._stream = value
 
     def render(self, message: EmailMessage) -> str:
-        data = serialize_message(message, smtputf8_ok=True, linesep="\n")
+        data = render_message(message, smtputf8_ok=True, linesep="\n")
         return data.decode("utf-8", errors="replace")
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:

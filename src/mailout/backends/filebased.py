@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 from mailout.backends.base import BaseEmailBackend
 from mailout.conf import settings
 from mailout.exceptions import ImproperlyConfigured
-from mailout.message import serialize_message
+from mailout.wire import render_message
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -80,7 +80,7 @@ class EmailBackend(BaseEmailBackend):
         if not messages:
             return 0
         try:
-            blobs = [serialize_message(m, smtputf8_ok=True, linesep="\n") for m in messages]
+            blobs = [render_message(m, smtputf8_ok=True, linesep="\n") for m in messages]
             with self._lock:
                 opened = self.open()
                 try:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailout.backends.base import BaseEmailBackend
-from mailout.message import serialize_message
+from mailout.wire import render_message
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -29,7 +29,7 @@ class EmailBackend(BaseEmailBackend):
         messages = list(email_messages)
         for message in messages:
             # Serialise it: bad input fails here exactly as it would with a real backend.
-            serialize_message(message, smtputf8_ok=True)
+            render_message(message, smtputf8_ok=True)
         with _lock:
             # Looked up now, not at import, so a test may rebind mailout.outbox = [].
             if not hasattr(mailout, "outbox"):

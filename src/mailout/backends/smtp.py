@@ -19,10 +19,10 @@ from mailout.address import parse_address
 from mailout.backends.base import BaseEmailBackend
 from mailout.conf import settings
 from mailout.exceptions import ImproperlyConfigured, SMTPError
-from mailout.message import serialize
 from mailout.smtp import AsyncSMTPClient, Envelope, SMTPClient
 from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
+from mailout.wire import render
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -202,7 +202,7 @@ def _prepare(messages: Sequence[EmailMessage]) -> list[tuple[Envelope, bytes]]:
     items = []
     for message in messages:
         smtputf8 = message.needs_smtputf8()
-        data = serialize(message.message(), smtputf8=smtputf8)
+        data = render(message, smtputf8=smtputf8)
         sender = parse_address(message.from_email, field="from_email").addr_spec
         recipients = tuple(
             parse_address(r, field="recipients").addr_spec for r in message.recipients()

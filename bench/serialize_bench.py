@@ -1,0 +1,151 @@
+"""Build + serialise benchmark: mailout's fast path vs its stdlib path (vs Django when present).
+
+    .venv/bin/python bench/serialize_bench.py            # re-runs itself in bench/.venv if
+    bench/.venv/bin/python bench/serialize_bench.py      # Django is only installed there
+
+Three scenarios, each timed as "build the message object, then turn it into bytes":
+(a) a text (~2 KB) + HTML (~2.5 KB) message; (b) the same plus a 50 KB PDF attachment;
+(c) the same 50 KB attachment (the same bytes object) sent to many recipients, one message each.
+Results go to the README; nothing here is asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCH_PYTHON = HERE / ".venv" / "bin" / "python"
+
+TEXT = "\n".join(
+    f"Line {n}: Hello Ann, your order #{1000 + n} has shipped and will arrive soon."
+    for n in range(28)
+)  # ~2 KB, lines under 78 characters: 7bit
+HTML = (
+    '<html><body><table style="width:100%;font-family:Arial,sans-serif;color:#333">\n'
+    + "".join(
+        f'<tr><td class="item">Item {n}</td><td class="price">€{n}.99</td></tr>\n'
+        for n in range(32)
+    )
+    + "</table></body></html>\n"
+)  # ~2.5 KB with a non-ASCII character: 8bit
+PDF = random.Random(0).randbytes(50 * 1024)
+SUBJECT = "Your order has shipped"
+SENDER = "Shop <shop@example.com>"
+
+
+def _mailout(fast: bool) -> Callable[[str, bytes | None], bytes]:
+    import mailout
+    from mailout import wire
+    from mailout.message import serialize
+
+    def build(to: str, attachment: bytes | None) -> bytes:
+        msg = mailout.EmailMultiAlternatives(SUBJECT, TEXT, SENDER, [to])
+        msg.attach_alternative(HTML, "text/html")
+        if attachment is not None:
+            msg.attach("invoice.pdf", attachment, "application/pdf")
+        if fast:
+            return wire.render(msg)
+        return serialize(msg.message())
+
+    return build
+
+
+def _django() -> Callable[[str, bytes | None], bytes] | None:
+    try:
+        import django
+        from django.conf import settings
+    except ImportError:
+        return None
+    if not settings.configured:
+        settings.configure(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+        django.setup()
+    from django.core.mail import EmailMultiAlternatives
+
+    def build(to: str, attachment: bytes | None) -> bytes:
+        msg = EmailMultiAlternatives(SUBJECT, TEXT, SENDER, [to])
+        msg.attach_alternative(HTML, "text/html")
+        if attachment is not None:
+            msg.attach("invoice.pdf", attachment, "application/pdf")
+        return msg.message().as_bytes()
+
+    return build
+
+
+def _time(func: Callable[[str, bytes | None], bytes], shared: bool, attach: bool, n: int) -> float:
+    """Best of 5 runs, in µs per message."""
+    contents = [i.to_bytes(4, "big") + PDF[4:] for i in range(n)] if attach and not shared else []
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range(n):
+            # (b): a distinct 50 KB object per message; (c): the same object every time.
+            content = (PDF if shared else contents[i]) if attach else None
+            func(f"user{i}@example.com", content)
+        best = min(best, (time.perf_counter() - started) / n * 1e6)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=200, help="messages per timed run")
+    parser.add_argument("--no-django", action="store_true")
+    args = parser.parse_args()
+    django_build = None if args.no_django else _django()
+    here = Path(sys.executable).resolve()
+    if (
+        django_build is None
+        and not args.no_django
+        and BENCH_PYTHON.exists()
+        and (here != BENCH_PYTHON.resolve())
+    ):
+        os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), __file__, *sys.argv[1:]])
+    from mailout import wire
+
+    runners = {"mailout stdlib path": _mailout(False), "mailout fast path": _mailout(True)}
+    if django_build is not None:
+        runners = {"Django": django_build, **runners}
+    scenarios = {
+        "(a) text + HTML": (False, False),
+        "(b) + 50 KB attachment": (True, False),
+        "(c) same 50 KB attachment, many recipients": (True, True),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for scenario, (attach, shared) in scenarios.items():
+        results[scenario] = {
+            name: _time(run, shared, attach, args.n) for name, run in runners.items()
+        }
+    cols = list(runners)
+    head = "| scenario | " + " | ".join(f"{c} (µs/msg)" for c in cols)
+    speedups = ["vs stdlib path"] + (["vs Django"] if django_build else [])
+    print(head + " | fast " + " | fast ".join(speedups) + " |")
+    print("|" + "---|" * (1 + len(cols) + len(speedups)))
+    for scenario, row in results.items():
+        fast = row["mailout fast path"]
+        cells = [f"{row[c]:.0f}" for c in cols]
+        ratios = [f"{row['mailout stdlib path'] / fast:.1f}x"]
+        if django_build:
+            ratios.append(f"{row['Django'] / fast:.1f}x")
+        print(f"| {scenario} | " + " | ".join(cells + ratios) + " |")
+    print()
+    django_note = "not installed (run bench/setup.sh)" if django_build is None else ""
+    if django_build is not None:
+        import django
+
+        django_note = django.get_version()
+    print(
+        f"Python {platform.python_version()}, Django {django_note}, n={args.n}, best of 5; "
+        f"fast path stats: fast={wire.stats.fast} fallbacks={wire.stats.fallbacks} "
+        f"{dict(wire.stats.reasons)}"
+    )
+    print(f"command: {Path(sys.executable).name} bench/serialize_bench.py -n {args.n}")
+
+
+if __name__ == "__main__":
+    main()

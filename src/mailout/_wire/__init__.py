@@ -1,0 +1,1 @@
+"""Building blocks of :mod:`mailout.wire`: header fields and MIME bodies in wire form."""
