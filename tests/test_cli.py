@@ -99,8 +99,9 @@ def test_help_lists_commands() -> None:
 
 
 def test_demo_sends_through_smtp() -> None:
-    result = run("demo")
+    result = run("demo", "--no-wait")
     assert result.returncode == 0, result.stderr
-    assert "sent 1 message through mailout's SMTP backend" in result.stdout
-    assert "RCPT TO ana@example.com, audit@example.com" in result.stdout
-    assert "application/pdf  (invoice.pdf)" in result.stdout
+    assert "SMTP listening on 127.0.0.1:" in result.stdout
+    assert "Sent 1 message through mailout's SMTP backend" in result.stdout
+    assert "inbox audit@example.com: 1 message(s)" in result.stdout  # the Bcc recipient
+    assert "1 attachment(s)" in result.stdout

@@ -1,4 +1,4 @@
-"""The ``mailout`` command: send a message, show the settings, run the demo."""
+"""The ``mailout`` command: send a message, show the settings, catch mail, run the demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mailout
 from mailout.conf import settings
@@ -66,6 +67,59 @@ def _parser() -> argparse.ArgumentParser:
         help="print the effective settings (password masked)",
         description="Print every setting mailout would use now, and where it came from.",
     )
+    serve = commands.add_parser(
+        "serve",
+        help="run a local mail catcher: SMTP in, web inbox and JSON API out",
+        description="Accept every message sent to the SMTP port and keep it (in memory, or in "
+        "a SQLite file with --db), filed under each envelope recipient; browse it in the web "
+        "inbox. Port 0 picks a free port; one line per listener gives the real address. "
+        'SIGINT/SIGTERM stop it cleanly. Needs: pip install "mailout[server]"',
+    )
+    serve.add_argument(
+        "--smtp", default="127.0.0.1:1025", metavar="HOST:PORT", help="(default: %(default)s)"
+    )
+    serve.add_argument(
+        "--http",
+        default="127.0.0.1:8025",
+        metavar="HOST:PORT",
+        help="web inbox (default: %(default)s; 'off' for none)",
+    )
+    serve.add_argument("--db", default=":memory:", metavar="FILE", help="(default: %(default)s)")
+    serve.add_argument(
+        "--max-size",
+        type=int,
+        default=50 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest message accepted (default: %(default)s; 0: no limit)",
+    )
+    serve.add_argument("--max-messages", type=int, metavar="N", help="keep only the newest N")
+    serve.add_argument(
+        "--max-age", type=float, metavar="SECONDS", help="delete messages older than this"
+    )
+    serve.add_argument(
+        "--starttls",
+        action="store_true",
+        help="offer STARTTLS (with --tls-cert/--tls-key, or a self-signed certificate)",
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (implies --starttls)")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key")
+    serve.add_argument("--smtps", metavar="HOST:PORT", help="also listen with implicit TLS")
+    serve.add_argument(
+        "--auth",
+        metavar="any|FILE",
+        help="require AUTH: accept any credentials, or those in FILE (user:password lines)",
+    )
+    output = serve.add_mutually_exclusive_group()
+    output.add_argument(
+        "--print", dest="output", action="store_const", const="print", help="print each message"
+    )
+    output.add_argument(
+        "--quiet",
+        dest="output",
+        action="store_const",
+        const="quiet",
+        help="one line per message",
+    )
     demo = commands.add_parser(
         "demo",
         help="send a sample message to a throwaway local SMTP server and show it",
@@ -73,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
         "attachment through mailout's SMTP backend, and print what the server received.",
     )
     demo.add_argument("--port", type=int, default=0, help="SMTP port (default: a free one)")
+    demo.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="exit once the message is sent and shown, instead of serving until Ctrl-C",
+    )
     return parser
 
 
@@ -111,6 +170,58 @@ def _config() -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from mailout.catcher.server import Catcher, parse_address, run
+        from mailout.catcher.smtp import load_users
+        from mailout.catcher.store import MessageStore
+    except ImportError as exc:
+        raise SystemExit(f"mailout serve: {exc}") from None
+    try:
+        smtp = parse_address(args.smtp)
+        http = None if args.http.lower() in ("off", "none", "") else parse_address(args.http)
+        smtps = parse_address(args.smtps) if args.smtps else None
+    except ValueError as exc:
+        raise SystemExit(f"mailout serve: {exc}") from None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SystemExit("mailout serve: --tls-cert and --tls-key go together")
+    if args.max_size < 0:
+        raise SystemExit("mailout serve: --max-size must not be negative")
+    auth: Any = None
+    if args.auth == "any":
+        auth = "any"
+    elif args.auth:
+        try:
+            auth = load_users(args.auth)
+        except ValueError as exc:
+            raise SystemExit(f"mailout serve: --auth: {exc}") from None
+    try:
+        store = MessageStore(args.db, max_messages=args.max_messages, max_age=args.max_age)
+    except ValueError as exc:
+        raise SystemExit(f"mailout serve: {exc}") from None
+    try:
+        catcher = Catcher(
+            store,
+            smtp=smtp,
+            http=http,
+            smtps=smtps,
+            max_size=args.max_size,
+            starttls=args.starttls,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            auth=auth,
+        )
+    except ImportError as exc:
+        store.close()
+        raise SystemExit(f"mailout serve: {exc}") from None
+    try:
+        return run(catcher, output=args.output or "summary")
+    except RuntimeError as exc:  # e.g. no certificate and no way to make one
+        raise SystemExit(f"mailout serve: {exc}") from None
+    finally:
+        store.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -118,10 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _send(args)
         if args.command == "config":
             return _config()
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "demo":
             from mailout.demo import run_demo
 
-            return run_demo(port=args.port)
+            return run_demo(port=args.port, wait=not args.no_wait)
     except (MailoutError, OSError) as exc:
         print(f"mailout {args.command}: error: {exc}", file=sys.stderr)
         return 2

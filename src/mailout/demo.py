@@ -1,91 +1,113 @@
-"""``mailout demo``: send a realistic message to a throwaway local SMTP server and show it."""
+"""``mailout demo``: start the mail catcher, send it a realistic message, show where to see it."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
+import signal
 import sys
-from typing import Any
+import threading
+from email.message import MIMEPart
+from email.utils import make_msgid
 
 import mailout
 from mailout.backends.smtp import EmailBackend as SMTPBackend
+
+__all__ = ["PDF", "PNG", "demo_message", "run_demo"]
 
 PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]"
     b"/Count 1>>endobj 3 0 obj<</Type/Page/MediaBox[0 0 200 100]/Parent 2 0 R>>endobj\n"
     b"trailer<</Root 1 0 R>>\n%%EOF\n"
 )
+# A 16x16 PNG (a mailout-blue square), small enough to inline here.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d494844520000001000000010080200000090916836000000164944415478da"
+    "6390cf7f4d126218d530aa61f86a0000a0d079101cabe4fc0000000049454e44ae426082"
+)
 
 
-def _require_aiosmtpd() -> Any:
+def demo_message() -> mailout.EmailMultiAlternatives:
+    """Text + HTML with an inline (cid:) logo + a PDF attachment, to two people and a Bcc."""
+    cid = make_msgid(domain="mailout.example")
+    logo = MIMEPart()
+    logo.set_content(
+        PNG, maintype="image", subtype="png", disposition="inline", cid=cid, filename="logo.png"
+    )
+    message = mailout.EmailMultiAlternatives(
+        subject="Your invoice from mailout ☕",
+        body="Hello Ana,\n\nYour invoice for November is attached.\n\n— The mailout team\n",
+        from_email="mailout demo <demo@example.com>",
+        to=["Ana Lima <ana@example.com>"],
+        cc=["Bruno <bruno@example.com>"],
+        bcc=["audit@example.com"],
+        reply_to=["billing@example.com"],
+    )
+    message.attach_alternative(
+        f'<p><img src="cid:{cid[1:-1]}" alt="mailout" width="16" height="16"> Hello Ana,</p>'
+        "<p>Your invoice for November is <strong>attached</strong>.</p>"
+        "<p>— The mailout team</p>",
+        "text/html",
+    )
+    message.attach(logo)
+    message.attach("invoice-2026-11.pdf", PDF, "application/pdf")
+    return message
+
+
+def run_demo(port: int = 0, *, wait: bool = True) -> int:
     try:
-        from aiosmtpd.controller import Controller
+        from mailout.catcher.server import Catcher, format_address, web_available
+    except ImportError as exc:  # pragma: no cover - the module itself is always there
+        raise SystemExit(f"mailout demo: {exc}") from None
+    with_web = web_available()
+    try:
+        catcher = Catcher(smtp=("127.0.0.1", port), http=("127.0.0.1", 0) if with_web else None)
     except ImportError:
         raise SystemExit(
             'mailout demo needs the server extra: pip install "mailout[server]"'
         ) from None
-    return Controller
-
-
-def _free_port() -> int:
-    # aiosmtpd's Controller cannot listen on port 0 itself (it probes the port it was given).
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def run_demo(port: int = 0) -> int:
-    controller_class = _require_aiosmtpd()
-    port = port or _free_port()
-
-    class Keep:
-        def __init__(self) -> None:
-            self.envelopes: list[Any] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            self.envelopes.append(envelope)
-            return "250 2.0.0 Message accepted"
-
-    handler = Keep()
-    controller = controller_class(handler, hostname="127.0.0.1", port=port)
-    controller.start()
+    catcher.start_in_thread()
     try:
-        real_port = port
-        print(f"SMTP server listening on 127.0.0.1:{real_port}")
-        message = mailout.EmailMultiAlternatives(
-            subject="Your invoice from mailout ☕",
-            body="Hello Ana,\n\nYour invoice is attached.\n\n— The mailout team\n",
-            from_email="mailout demo <demo@example.com>",
-            to=["Ana Lima <ana@example.com>"],
-            bcc=["audit@example.com"],
-            reply_to=["billing@example.com"],
-        )
-        message.attach_alternative(
-            "<p>Hello Ana,</p><p>Your invoice is <strong>attached</strong>.</p>", "text/html"
-        )
-        message.attach("invoice.pdf", PDF, "application/pdf")
-        backend = SMTPBackend(host="127.0.0.1", port=real_port, use_tls=False, use_ssl=False)
+        assert catcher.smtp_address is not None
+        host, smtp_port = catcher.smtp_address
+        print(f"SMTP listening on {format_address(catcher.smtp_address)}")
+        if catcher.http_url:
+            print(f"Web inbox on {catcher.http_url}")
+        else:
+            print("(no web inbox: starlette and uvicorn are not installed; SMTP only)")
+        backend = SMTPBackend(host=host, port=smtp_port, use_tls=False, use_ssl=False)
+        message = demo_message()
         sent = backend.send_messages([message])
-        print(f"sent {sent} message through mailout's SMTP backend\n")
-        for envelope in handler.envelopes:
-            print(
-                f"envelope: MAIL FROM {envelope.mail_from}  RCPT TO {', '.join(envelope.rcpt_tos)}"
-            )
-            parsed = email.message_from_bytes(
-                envelope.original_content, policy=email.policy.default
-            )
-            for name in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID"):
-                print(f"  {name}: {parsed[name]}")
-            print("  parts:")
-            for part in parsed.walk():
-                filename = part.get_filename()
-                print(f"    {part.get_content_type()}" + (f"  ({filename})" if filename else ""))
+        print(f"\nSent {sent} message through mailout's SMTP backend:")
+        _, summaries = catcher.store.list()
+        for summary in summaries:
+            print(f"  #{summary.id} {summary.subject!r}  from {summary.from_header}")
+            print(f"     envelope recipients: {', '.join(summary.recipients)}")
+            print(f"     {summary.size} bytes, {summary.attachments} attachment(s)")
+        for address, count in catcher.store.inboxes():
+            print(f"  inbox {address}: {count} message(s)")
+        print("\nBcc (audit@example.com) went in the envelope only, so it has its own inbox.")
+        if catcher.http_url:
+            print(f"Open {catcher.http_url} to read it: HTML, text, headers, source, parts.")
         print(
-            "\nBcc went in the envelope only. Send your own with, for example:\n"
-            "  EMAIL_URL=console: mailout send --to you@example.com --subject Hi --body Hello"
+            "Send your own:\n"
+            f"  EMAIL_HOST={host} EMAIL_PORT={smtp_port} mailout send --to you@example.com "
+            "--subject Hi --body Hello"
         )
+        sys.stdout.flush()
+        if wait:
+            print("Serving until Ctrl-C.", flush=True)
+            _wait_for_interrupt()
     finally:
-        controller.stop()
-    sys.stdout.flush()
+        catcher.stop_thread()
     return 0
+
+
+def _wait_for_interrupt() -> None:
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        print()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

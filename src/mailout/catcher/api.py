@@ -1,0 +1,484 @@
+"""The catcher's JSON API: list, read, download, delete, wait for and stream caught messages.
+
+Every error answers ``{"error": "..."}`` with 400 (bad parameter), 404 (no such message or
+attachment) or 408 (``/api/wait`` timed out). Nothing here trusts the mail: header values and
+file names reach the browser only as JSON strings or as RFC 6266 ``filename*`` parameters, and
+the message HTML only through ``/api/messages/{id}/html`` under a script-less, remote-less CSP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import threading
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from mailout.catcher import parse
+from mailout.catcher.store import MessageStore, StoreEvent, Summary
+
+__all__ = ["EventHub", "routes"]
+
+MAX_LIMIT = 500
+MAX_WAIT = 60.0  # seconds; /api/wait clamps longer timeouts to this
+MAX_TEXT_PARAM = 1000  # characters in q, to, subject
+HEARTBEAT = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
+# An SSE stream ends after this long and the browser reconnects (after `retry`). This bounds how
+# long a server shutdown waits for open streams when nobody calls EventHub.close().
+STREAM_LIFETIME = 30.0
+QUEUE_SIZE = 1000  # events buffered per stream; a client this far behind resyncs on reconnect
+
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+# cid: URLs in src=, background=, url(...) and the like (RFC 2392). The reference stops at
+# anything that could end an attribute or a CSS token, so a rewrite can never break out of one.
+_CID_URL = re.compile(r"\bcid:([^\s\"'<>()\\]+)", re.IGNORECASE)
+
+# The message HTML: no script, no plugin, no form, no frame; images only from the message itself
+# (cid: references are rewritten to /api/messages/{id}/cid/...) or data: URLs; inline styles.
+# "sandbox" repeats the iframe's sandbox for someone who opens the URL in a tab of its own.
+_HTML_CSP = (
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; font-src data:; "
+    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
+)
+# With "load remote content": images, styles and fonts from anywhere; still no script.
+_HTML_CSP_REMOTE = (
+    "default-src 'none'; img-src * data:; style-src * 'unsafe-inline'; font-src * data:; "
+    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
+)
+# Attachments and raw sources: never rendered as a page of this origin.
+_DOWNLOAD_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+
+class BadParameter(ValueError):
+    """A query or path parameter that cannot be used; answered with 400."""
+
+
+class NotFound(LookupError):
+    """No such message, attachment or part; answered with 404."""
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+
+def _int(value: str | None, name: str, default: int, minimum: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value, 10)
+    except ValueError:
+        raise BadParameter(f"{name} must be an integer, not {value[:40]!r}") from None
+    if not minimum <= number <= maximum:
+        raise BadParameter(f"{name} must be between {minimum} and {maximum}, not {number}")
+    return number
+
+
+def _text(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is None or not value.strip():
+        return None
+    if len(value) > MAX_TEXT_PARAM:
+        raise BadParameter(f"{name} must be at most {MAX_TEXT_PARAM} characters")
+    return value.strip()
+
+
+def _message_id(request: Request) -> int:
+    return _int(request.path_params["id"], "message id", 0, 1, 2**63 - 1)
+
+
+def _summary(store: MessageStore, request: Request) -> Summary:
+    message_id = _message_id(request)
+    summary = store.get(message_id)
+    if summary is None:
+        raise NotFound(f"no message {message_id}")
+    return summary
+
+
+def _raw(store: MessageStore, message_id: int) -> bytes:
+    raw = store.raw(message_id)
+    if raw is None:
+        raise NotFound(f"no message {message_id}")
+    return raw
+
+
+# -- representations -----------------------------------------------------------------------------
+
+
+def iso_date(timestamp: float) -> str:
+    """ISO 8601 in UTC with milliseconds: ``2026-11-28T10:46:03.120Z``."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def summary_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "id": summary.id,
+        "from": summary.from_header or summary.mail_from,
+        "to": list(summary.recipients),
+        "subject": summary.subject,
+        "date": iso_date(summary.received_at),
+        "size": summary.size,
+        "attachments": summary.attachments,
+        "mail_from": summary.mail_from,
+        "to_header": summary.to_header,
+    }
+
+
+def details_json(summary: Summary, raw: bytes) -> dict[str, Any]:
+    found = parse.details(raw)
+    base = f"/api/messages/{summary.id}"
+    return {
+        **summary_json(summary),
+        "envelope": {"mail_from": summary.mail_from, "recipients": list(summary.recipients)},
+        "headers": [{"name": name, "value": value} for name, value in found.headers],
+        "text": found.text,
+        "html": found.html,
+        "attachments": [
+            {
+                "index": info.index,
+                "name": info.filename,
+                "type": info.content_type,
+                "size": info.size,
+                "inline": info.inline,
+                "content_id": info.content_id,
+                "url": f"{base}/attachments/{info.index}",
+            }
+            for info in found.attachments
+        ],
+        "attachment_count": summary.attachments,
+        "parts": found.parts,
+    }
+
+
+def media_type(value: str) -> str:
+    """``value`` if it is a plain ``type/subtype``, else ``application/octet-stream``."""
+    value = value.strip().lower()
+    return value if _MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
+
+
+def content_disposition(filename: str | None, fallback: str) -> str:
+    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266).
+
+    Control characters and path separators are dropped first, so no name can split the header
+    or point a browser outside its download directory.
+    """
+    name = "".join(ch for ch in (filename or "") if ch.isprintable() and ch not in "/\\")
+    name = name.strip().lstrip(".") or fallback
+    ascii_name = "".join(ch if " " <= ch <= "~" and ch not in '"\\%;' else "_" for ch in name)
+    quoted = urllib.parse.quote(name, safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+
+
+def rewrite_cids(html: str, message_id: int) -> str:
+    """Point ``cid:`` references at the parts of the message they name (RFC 2392)."""
+
+    def url(match: re.Match[str]) -> str:
+        # "?" and "#" would end the path; everything else is already a URL (RFC 2392).
+        cid = match.group(1).replace("?", "%3F").replace("#", "%23")
+        return f"/api/messages/{message_id}/cid/{cid}"
+
+    return _CID_URL.sub(url, html)
+
+
+# -- live events ---------------------------------------------------------------------------------
+
+
+class EventHub:
+    """Fans the store's change events out to SSE streams and waiters, across threads.
+
+    The store calls back in whatever thread changed it; each listener is an ``asyncio.Queue``
+    owned by one event loop, fed with ``call_soon_threadsafe``. ``close()`` (safe from any
+    thread) ends every stream and waiter: call it before stopping the server, since uvicorn
+    waits for open responses to finish and an event stream never does by itself.
+    """
+
+    def __init__(self, store: MessageStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._listeners: dict[asyncio.Queue[StoreEvent | None], asyncio.AbstractEventLoop] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def listen(self) -> asyncio.Queue[StoreEvent | None]:
+        """A new queue of events for the running loop; ``None`` in it means the hub closed."""
+        queue: asyncio.Queue[StoreEvent | None] = asyncio.Queue(QUEUE_SIZE)
+        with self._lock:
+            if self._closed:
+                queue.put_nowait(None)
+                return queue
+            self._listeners[queue] = asyncio.get_running_loop()
+            if self._unsubscribe is None:
+                self._unsubscribe = self._store.subscribe(self._publish)
+        return queue
+
+    def forget(self, queue: asyncio.Queue[StoreEvent | None]) -> None:
+        with self._lock:
+            self._listeners.pop(queue, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            listeners = list(self._listeners.items())
+            self._listeners.clear()
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        for queue, loop in listeners:
+            self._deliver(loop, queue, None)
+
+    def _publish(self, event: StoreEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners.items())
+        for queue, loop in listeners:
+            self._deliver(loop, queue, event)
+
+    @staticmethod
+    def _deliver(
+        loop: asyncio.AbstractEventLoop,
+        queue: asyncio.Queue[StoreEvent | None],
+        event: StoreEvent | None,
+    ) -> None:
+        def put() -> None:
+            # A client this far behind loses events; the UI reloads its list on every event
+            # and on every reconnect, so it catches up.
+            if event is None:
+                while queue.full():
+                    queue.get_nowait()
+            if not queue.full():
+                queue.put_nowait(event)
+
+        with contextlib.suppress(RuntimeError):  # that loop is closed, its listener with it
+            loop.call_soon_threadsafe(put)
+
+
+def _sse(kind: str, data: dict[str, Any]) -> str:
+    # WHATWG HTML §9.2 (server-sent events): one "data:" line, as json.dumps has no newline.
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+# -- endpoints -----------------------------------------------------------------------------------
+
+
+def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> list[Route]:
+    def handle(
+        endpoint: Callable[[Request], Any],
+    ) -> Callable[[Request], Any]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                response: Response = await endpoint(request)
+            except BadParameter as exc:
+                return error(400, str(exc))
+            except NotFound as exc:
+                return error(404, str(exc))
+            return response
+
+        return wrapped
+
+    async def info(request: Request) -> Response:
+        from mailout import __version__
+
+        return JSONResponse({"smtp": smtp_address, "version": __version__})
+
+    async def list_messages(request: Request) -> Response:
+        limit = _int(request.query_params.get("limit"), "limit", 50, 0, MAX_LIMIT)
+        offset = _int(request.query_params.get("offset"), "offset", 0, 0, 2**62)
+        total, found = store.list(
+            to=_text(request, "to"), q=_text(request, "q"), limit=limit, offset=offset
+        )
+        return JSONResponse({"total": total, "messages": [summary_json(s) for s in found]})
+
+    async def delete_all(request: Request) -> Response:
+        return JSONResponse({"deleted": store.clear()})
+
+    async def get_message(request: Request) -> Response:
+        summary = _summary(store, request)
+        return JSONResponse(details_json(summary, _raw(store, summary.id)))
+
+    async def delete_message(request: Request) -> Response:
+        message_id = _message_id(request)
+        if not store.delete(message_id):
+            raise NotFound(f"no message {message_id}")
+        return JSONResponse({"deleted": 1})
+
+    async def raw(request: Request) -> Response:
+        message_id = _message_id(request)
+        data = _raw(store, message_id)
+        disposition = "attachment" if request.query_params.get("download") else "inline"
+        return Response(
+            data,
+            media_type="message/rfc822",
+            headers={
+                "Content-Disposition": f'{disposition}; filename="message-{message_id}.eml"',
+                "Content-Security-Policy": _DOWNLOAD_CSP,
+            },
+        )
+
+    async def get_attachment(request: Request) -> Response:
+        message_id = _message_id(request)
+        index = _int(request.path_params["n"], "attachment number", 0, 0, 10**6)
+        found = parse.attachment(_raw(store, message_id), index)
+        if found is None:
+            raise NotFound(f"message {message_id} has no attachment {index}")
+        content_type, filename, data = found
+        # The type exactly as the part gives it: no charset is added to text/*, since these
+        # are the part's bytes, not text we encoded.
+        return Response(
+            data,
+            headers={
+                "Content-Type": media_type(content_type),
+                "Content-Disposition": content_disposition(
+                    filename, f"message-{message_id}-attachment-{index}"
+                ),
+                "Content-Security-Policy": _DOWNLOAD_CSP,
+            },
+        )
+
+    async def by_cid(request: Request) -> Response:
+        message_id = _message_id(request)
+        cid = request.path_params["cid"]
+        found = parse.by_content_id(_raw(store, message_id), cid)
+        if found is None:
+            raise NotFound(f"message {message_id} has no part with Content-ID {cid[:80]!r}")
+        content_type, data = found
+        return Response(
+            data,
+            headers={
+                "Content-Type": media_type(content_type),
+                "Content-Security-Policy": _DOWNLOAD_CSP,
+                # The preview iframe is sandboxed into an opaque origin, so to the browser its
+                # images are cross-origin loads; same-origin would block them.
+                "Cross-Origin-Resource-Policy": "cross-origin",
+            },
+        )
+
+    async def html(request: Request) -> Response:
+        message_id = _message_id(request)
+        body = parse.details(_raw(store, message_id)).html
+        if body is None:
+            raise NotFound(f"message {message_id} has no HTML body")
+        remote = request.query_params.get("remote") in {"1", "true", "yes"}
+        return Response(
+            rewrite_cids(body, message_id),
+            media_type="text/html",
+            headers={
+                "Content-Security-Policy": _HTML_CSP_REMOTE if remote else _HTML_CSP,
+                "X-DNS-Prefetch-Control": "off",
+            },
+        )
+
+    async def inboxes(request: Request) -> Response:
+        total = store.count()
+        return JSONResponse(
+            {
+                "total": total,
+                "inboxes": [{"address": a, "count": n} for a, n in store.inboxes()],
+            }
+        )
+
+    def find(to: str | None, subject: str | None, q: str | None) -> Summary | None:
+        """The newest message matching all given criteria (subject: a substring, any case)."""
+        wanted = subject.casefold() if subject else None
+        offset = 0
+        while True:
+            _, page = store.list(to=to, q=q or subject, limit=100, offset=offset)
+            for summary in page:
+                if wanted is None or wanted in summary.subject.casefold():
+                    return summary
+            if len(page) < 100:
+                return None
+            offset += 100
+
+    async def wait(request: Request) -> Response:
+        to, subject, q = _text(request, "to"), _text(request, "subject"), _text(request, "q")
+        value = request.query_params.get("timeout") or "5"
+        try:
+            timeout = float(value)
+        except ValueError:
+            raise BadParameter(f"timeout must be a number of seconds, not {value[:40]!r}") from None
+        if not timeout >= 0:  # also refuses nan
+            raise BadParameter(f"timeout must be 0 or more seconds, not {value[:40]!r}")
+        timeout = min(timeout, MAX_WAIT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        queue = hub.listen()  # before the first look, so nothing added in between is missed
+        try:
+            while True:
+                found = find(to, subject, q)
+                if found is not None:
+                    return JSONResponse(details_json(found, _raw(store, found.id)))
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if event is None:
+                    return error(503, "the server is shutting down")
+                while not queue.empty():  # one look for a burst of arrivals
+                    if queue.get_nowait() is None:
+                        return error(503, "the server is shutting down")
+        finally:
+            hub.forget(queue)
+        return error(408, f"no matching message arrived within {timeout:g} s")
+
+    async def events(request: Request) -> Response:
+        queue = hub.listen()
+
+        async def stream() -> AsyncIterator[str]:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + STREAM_LIFETIME
+            try:
+                total = store.count()
+                yield "retry: 1000\n\n" + _sse("hello", {"total": total})
+                while (remaining := end - loop.time()) > 0:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), min(HEARTBEAT, remaining))
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if event is None:
+                        return
+                    data: dict[str, Any] = {"kind": event.kind, "id": event.id}
+                    if event.kind == "added" and event.id is not None:
+                        summary = store.get(event.id)
+                        data["message"] = summary_json(summary) if summary else None
+                    yield _sse(event.kind, data)
+            finally:
+                hub.forget(queue)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return [
+        Route("/api/info", handle(info), methods=["GET"]),
+        Route("/api/messages", handle(list_messages), methods=["GET"]),
+        Route("/api/messages", handle(delete_all), methods=["DELETE"]),
+        Route("/api/messages/{id}", handle(get_message), methods=["GET"]),
+        Route("/api/messages/{id}", handle(delete_message), methods=["DELETE"]),
+        Route("/api/messages/{id}/raw", handle(raw), methods=["GET"]),
+        Route("/api/messages/{id}/html", handle(html), methods=["GET"]),
+        Route("/api/messages/{id}/attachments/{n}", handle(get_attachment), methods=["GET"]),
+        Route("/api/messages/{id}/cid/{cid:path}", handle(by_cid), methods=["GET"]),
+        Route("/api/inboxes", handle(inboxes), methods=["GET"]),
+        Route("/api/wait", handle(wait), methods=["GET"]),
+        Route("/api/events", handle(events), methods=["GET"]),
+    ]
