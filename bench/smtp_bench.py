@@ -1,0 +1,723 @@
+"""SMTP throughput benchmark: mailout against smtplib, aiosmtplib, Django and a bare writer.
+
+Run ``bench/setup.sh`` once, then::
+
+    bench/.venv/bin/python bench/smtp_bench.py            # the full run (a few minutes)
+    bench/.venv/bin/python bench/smtp_bench.py --quick    # a smoke run (under a minute)
+
+Two views, each against the repo's loopback sink (``tests/servers/sink.py``) in a separate
+process, with a modelled round trip of 0 and 5 ms, and against Postfix's ``smtp-sink`` (C, no
+CHUNKING, no latency model) at 0 ms:
+
+* client alone: messages serialised to bytes before the clock starts; the timed region is
+  connect, send them all, QUIT. The baseline is ``smtplib`` (``sendmail`` per message).
+* the way users send: message objects built inside the timed region, then
+  ``get_connection().send_messages(messages)``. The baseline is Django's smtp backend.
+
+Message counts adapt so that each measurement takes about ``--seconds``; after each run the
+server's own count of accepted messages must have grown by exactly that many, or the script
+stops with an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.servers.sink; the spawned sink process inherits it
+
+import aiosmtplib  # noqa: E402
+import django  # noqa: E402
+from django.conf import settings as django_settings  # noqa: E402
+from tests.servers.sink import SinkServer  # noqa: E402
+
+import mailout  # noqa: E402
+from mailout.message import serialize  # noqa: E402
+from mailout.smtp import Envelope, SMTPClient  # noqa: E402
+from mailout.smtp.pool import PoolOptions, SMTPPool  # noqa: E402
+
+SENDER = "Example Shop <orders@shop.example.com>"
+SENDER_ADDR = "orders@shop.example.com"
+DISTINCT = 500  # distinct pre-serialised messages, cycled for the client-alone view
+LOCAL_HOSTNAME = "bench.example.com"
+SMTP_SINK = "/usr/sbin/smtp-sink"
+MAILOUT_BACKEND = "mailout.backends.smtp.EmailBackend"
+DJANGO_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+# -- messages --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One message as plain data; both views build real messages from it."""
+
+    subject: str
+    text: str
+    html: str
+    to: str
+    rcpt: str
+    attachment: tuple[str, bytes, str] | None
+
+
+_ITEMS = [
+    ("Merino wool crew-neck sweater, charcoal, size M", 89.00),
+    ("Organic cotton T-shirt, 3-pack, white", 45.00),
+    ("Waterproof trail running shoes, EU 43", 139.90),
+    ("Stainless steel insulated bottle, 750 ml", 29.50),
+    ("Leather card holder, cognac", 35.00),
+    ("Wool-blend hiking socks, 2 pairs", 24.00),
+    ("Packable down vest, navy, size L", 119.00),
+    ("Canvas weekender bag, olive", 98.00),
+]
+
+
+def make_spec(n: int, attachment: bytes | None) -> Spec:
+    """A shipping notification: ~2 KB of text, ~2.5 KB of HTML, optionally a 50 KB PDF."""
+    name = f"Customer {n}"
+    rcpt = f"customer{n}@example.org"
+    order = 100000 + n
+    lines = [f"  {i + 1}. {title:<52} EUR {price:>7.2f}" for i, (title, price) in enumerate(_ITEMS)]
+    total = sum(price for _, price in _ITEMS)
+    text = "\n".join(
+        [
+            f"Hello {name},",
+            "",
+            f"Good news: your order #{order} has shipped and is on its way to you. You can",
+            "follow the parcel with the tracking link below; it may take a few hours before the",
+            "carrier shows the first scan.",
+            "",
+            f"Tracking number: 1Z{order:010d}DE  (carrier: Example Parcel Service)",
+            f"Track it: https://shop.example.com/orders/{order}/tracking",
+            "",
+            "What is in the parcel:",
+            "",
+            *lines,
+            "",
+            f"  Subtotal{'':<49} EUR {total:>7.2f}",
+            f"  Shipping{'':<49} EUR {0:>7.2f}",
+            f"  Total{'':<52} EUR {total:>7.2f}",
+            "",
+            "Delivery address:",
+            f"  {name}",
+            f"  {n % 200 + 1} Example Street",
+            "  12345 Example City",
+            "",
+            "Something not right? Reply to this email or visit https://shop.example.com/help and",
+            "quote your order number. Returns are free within 30 days of delivery; start one from",
+            "your account page, print the label and drop the parcel at any collection point.",
+            "",
+            "Thank you for shopping with us,",
+            "The Example Shop team",
+            "",
+            "--",
+            "Example Shop GmbH, Example Street 1, 12345 Example City. You receive this email",
+            "because you placed an order. Manage your email preferences in your account.",
+        ]
+    )
+    rows = "\n".join(
+        f'<tr><td style="padding:4px 8px">{title}</td>'
+        f'<td style="padding:4px 8px;text-align:right">EUR {price:.2f}</td></tr>'
+        for title, price in _ITEMS
+    )
+    html = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Your order #{order} has shipped</title></head>
+<body style="font-family:Helvetica,Arial,sans-serif;color:#222;max-width:600px;margin:auto">
+<h1 style="font-size:20px">Your order is on its way</h1>
+<p>Hello {name},</p>
+<p>Good news: your order <strong>#{order}</strong> has shipped. Follow the parcel with
+<a href="https://shop.example.com/orders/{order}/tracking">tracking number 1Z{order:010d}DE</a>.
+It may take a few hours before the carrier shows the first scan.</p>
+<table style="border-collapse:collapse;width:100%">
+{rows}
+<tr><td style="padding:4px 8px"><strong>Total</strong></td>
+<td style="padding:4px 8px;text-align:right"><strong>EUR {total:.2f}</strong></td></tr>
+</table>
+<p>Delivery address: {name}, {n % 200 + 1} Example Street, 12345 Example City.</p>
+<p>Something not right? Reply to this email or visit
+<a href="https://shop.example.com/help">our help pages</a>. Returns are free within 30 days.</p>
+<p>Thank you for shopping with us,<br>The Example Shop team</p>
+<p style="font-size:11px;color:#888">Example Shop GmbH, Example Street 1, 12345 Example City.
+You receive this email because you placed an order.
+<a href="https://shop.example.com/account/email">Manage your email preferences</a>.</p>
+</body></html>
+"""
+    return Spec(
+        subject=f"Your order #{order} has shipped",
+        text=text,
+        html=html,
+        to=f"{name} <{rcpt}>",
+        rcpt=rcpt,
+        attachment=(f"invoice-{order}.pdf", attachment, "application/pdf") if attachment else None,
+    )
+
+
+def mailout_message(spec: Spec) -> mailout.EmailMultiAlternatives:
+    message = mailout.EmailMultiAlternatives(spec.subject, spec.text, SENDER, [spec.to])
+    message.attach_alternative(spec.html, "text/html")
+    if spec.attachment is not None:
+        message.attach(*spec.attachment)
+    return message
+
+
+def django_message(spec: Spec) -> Any:
+    from django.core.mail import EmailMultiAlternatives
+
+    message = EmailMultiAlternatives(spec.subject, spec.text, SENDER, [spec.to])
+    message.attach_alternative(spec.html, "text/html")
+    if spec.attachment is not None:
+        message.attach(*spec.attachment)
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    specs: list[Spec]  # DISTINCT of them, cycled
+    wire: list[bytes]  # the same, serialised with CRLF line endings
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.wire)) // len(self.wire)
+
+
+def make_scenario(name: str, attachment: bytes | None) -> Scenario:
+    specs = [make_spec(n, attachment) for n in range(DISTINCT)]
+    wire = [serialize(mailout_message(s).message()) for s in specs]
+    return Scenario(name, specs, wire)
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+class Server:
+    """An SMTP server to send to, with its own count of accepted messages."""
+
+    name: str
+    host: str
+    port: int
+    chunking: bool
+    delay_ms: float
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def wait_count(self, expected: int, timeout: float = 5.0) -> int:
+        """The count once it reaches `expected` (or after `timeout`: it may lag a QUIT)."""
+        deadline = time.monotonic() + timeout
+        while (count := self.count()) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return count
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ReposSink(Server):
+    """tests/servers/sink.py in a separate process; `delay` models a round trip per batch."""
+
+    def __init__(self, delay_ms: float) -> None:
+        self.name, self.chunking, self.delay_ms = "sink", True, delay_ms
+        self._sink = SinkServer(delay=delay_ms / 1000, process=True).start()
+        self.host, self.port = self._sink.host, self._sink.port
+
+    def count(self) -> int:
+        return self._sink.count
+
+    def close(self) -> None:
+        self._sink.stop()
+
+
+class PostfixSmtpSink(Server):
+    """Postfix's smtp-sink: PIPELINING but no CHUNKING; counts from its ``-c`` counters."""
+
+    _MESG = re.compile(rb"mesg=(\d+)")
+
+    def __init__(self) -> None:
+        self.name, self.chunking, self.delay_ms = "smtp-sink", False, 0.0
+        self.host = "127.0.0.1"
+        with socket.socket() as probe:
+            probe.bind((self.host, 0))
+            self.port = probe.getsockname()[1]
+        # Open for the server's lifetime (closed in close()): its -c counters are written here.
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        command = [
+            SMTP_SINK,
+            "-c",
+            "-u",
+            "nobody",
+            "-m",
+            "1024",
+            f"{self.host}:{self.port}",
+            "1024",
+        ]
+        self._proc = subprocess.Popen(command, stdout=self._out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port)):
+                break
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self._out.seek(0)
+                raise RuntimeError(f"smtp-sink did not start: {self._out.read()!r}")
+            time.sleep(0.05)
+
+    def count(self) -> int:
+        self._out.seek(0)
+        found = self._MESG.findall(self._out.read())
+        return int(found[-1]) if found else 0
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+        self._out.close()
+
+
+# -- contestants -----------------------------------------------------------------------------
+
+Wire = list[tuple[str, bytes]]  # (recipient, serialised message)
+
+
+def cycle_wire(scenario: Scenario, n: int) -> Wire:
+    return [(scenario.specs[i % DISTINCT].rcpt, scenario.wire[i % DISTINCT]) for i in range(n)]
+
+
+def cycle_specs(scenario: Scenario, n: int) -> list[Spec]:
+    return [scenario.specs[i % DISTINCT] for i in range(n)]
+
+
+def run_smtplib(server: Server, wire: Wire) -> None:
+    with smtplib.SMTP(server.host, server.port, local_hostname=LOCAL_HOSTNAME) as client:
+        for rcpt, data in wire:
+            client.sendmail(SENDER_ADDR, [rcpt], data)
+
+
+def run_aiosmtplib(server: Server, wire: Wire, connections: int) -> None:
+    async def worker(todo: Iterator[tuple[str, bytes]]) -> None:
+        client = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            local_hostname=LOCAL_HOSTNAME,
+            start_tls=False,
+        )
+        async with client:
+            for rcpt, data in todo:  # a shared iterator: each message is taken once
+                await client.sendmail(SENDER_ADDR, [rcpt], data)
+
+    async def main() -> None:
+        todo = iter(wire)
+        await asyncio.gather(*(worker(todo) for _ in range(connections)))
+
+    asyncio.run(main())
+
+
+def _items(wire: Wire) -> list[tuple[Envelope, bytes]]:
+    return [(Envelope(SENDER_ADDR, (rcpt,)), data) for rcpt, data in wire]
+
+
+def run_mailout_client(server: Server, wire: Wire) -> None:
+    items = _items(wire)
+    with SMTPClient(server.host, server.port, local_hostname=LOCAL_HOSTNAME) as client:
+        outcomes = client.send_many(items)
+    _check_outcomes(outcomes)
+
+
+def run_mailout_pool(server: Server, wire: Wire, size: int) -> None:
+    items = _items(wire)
+
+    def make_client() -> SMTPClient:
+        return SMTPClient(server.host, server.port, local_hostname=LOCAL_HOSTNAME)
+
+    pool = SMTPPool(make_client, PoolOptions(size=size))
+    try:
+        outcomes = pool.send_many(items)
+    finally:
+        pool.close()
+    _check_outcomes(outcomes)
+
+
+def _check_outcomes(outcomes: Sequence[object]) -> None:
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    if errors:
+        raise RuntimeError(f"mailout reported {len(errors)} failures, first: {errors[0]!r}")
+
+
+class _Replies:
+    """Read SMTP replies from a socket and insist that each is positive."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+
+    def expect(self, count: int) -> None:
+        """Read `count` replies (multi-line ones count once); fail on any 4xx/5xx."""
+        while count:
+            end = self._buf.find(b"\r\n")
+            if end < 0:
+                chunk = self._sock.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionError("bare writer: server closed the connection")
+                self._buf += chunk
+                continue
+            line, self._buf = self._buf[:end], self._buf[end + 2 :]
+            if line[:1] not in (b"2", b"3"):
+                raise RuntimeError(f"bare writer: server refused: {line!r}")
+            if line[3:4] != b"-":
+                count -= 1
+
+
+def _bare_connect(server: Server) -> tuple[socket.socket, _Replies]:
+    sock = socket.create_connection((server.host, server.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    replies = _Replies(sock)
+    replies.expect(1)
+    sock.sendall(f"EHLO {LOCAL_HOSTNAME}\r\n".encode())
+    replies.expect(1)
+    return sock, replies
+
+
+def _bare_quit(sock: socket.socket, replies: _Replies) -> None:
+    sock.sendall(b"QUIT\r\n")
+    replies.expect(1)
+    sock.close()
+
+
+def run_bare_bdat(server: Server, wire: Wire, burst: int) -> None:
+    """The ceiling with CHUNKING: per burst, one write of MAIL, RCPT, BDAT LAST + content
+    for every message, then read all the replies. No RSET, no checks, no objects."""
+    sock, replies = _bare_connect(server)
+    mail = f"MAIL FROM:<{SENDER_ADDR}>\r\n".encode()
+    for start in range(0, len(wire), burst):
+        out = bytearray()
+        batch = wire[start : start + burst]
+        for rcpt, data in batch:
+            out += mail
+            out += b"RCPT TO:<%s>\r\nBDAT %d LAST\r\n" % (rcpt.encode(), len(data))
+            out += data
+        sock.sendall(out)
+        replies.expect(3 * len(batch))
+    _bare_quit(sock, replies)
+
+
+def run_bare_data(server: Server, wire: Wire) -> None:
+    """The ceiling without CHUNKING (RFC 2920): one round trip per message, by writing each
+    message's content and "." in the same write as the next message's MAIL, RCPT, DATA."""
+    sock, replies = _bare_connect(server)
+    mail = f"MAIL FROM:<{SENDER_ADDR}>\r\n".encode()
+
+    def envelope(rcpt: str) -> bytes:
+        return mail + b"RCPT TO:<%s>\r\nDATA\r\n" % rcpt.encode()
+
+    sock.sendall(envelope(wire[0][0]))
+    replies.expect(3)
+    for i, (_, data) in enumerate(wire):
+        stuffed = data.replace(b"\r\n.", b"\r\n..")
+        if stuffed.startswith(b"."):
+            stuffed = b"." + stuffed
+        more = i + 1 < len(wire)
+        sock.sendall(stuffed + b".\r\n" + (envelope(wire[i + 1][0]) if more else b""))
+        replies.expect(4 if more else 1)
+    _bare_quit(sock, replies)
+
+
+def run_django(server: Server, specs: list[Spec]) -> None:
+    from django.core.mail import get_connection
+
+    messages = [django_message(s) for s in specs]
+    backend = get_connection(DJANGO_BACKEND, host=server.host, port=server.port)
+    sent = backend.send_messages(messages)
+    if sent != len(messages):
+        raise RuntimeError(f"Django sent {sent} of {len(messages)}")
+
+
+def run_mailout_backend(server: Server, specs: list[Spec], pool_size: int | None) -> None:
+    messages = [mailout_message(s) for s in specs]
+    options: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size}
+    backend = mailout.get_connection(MAILOUT_BACKEND, host=server.host, port=server.port, **options)
+    sent = backend.send_messages(messages)
+    if sent != len(messages):
+        raise RuntimeError(f"mailout sent {sent} of {len(messages)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Contestant:
+    view: str  # "client" or "user"
+    name: str
+    run: Callable[[Server, Any], None]
+    baseline: bool = False
+    needs_chunking: bool | None = None  # True: only with CHUNKING; False: only without
+
+
+CONTESTANTS = [
+    Contestant("client", "smtplib, 1 conn", run_smtplib, baseline=True),
+    Contestant("client", "aiosmtplib, 1 conn", lambda s, w: run_aiosmtplib(s, w, 1)),
+    Contestant("client", "aiosmtplib, 8 conns", lambda s, w: run_aiosmtplib(s, w, 8)),
+    Contestant("client", "mailout SMTPClient.send_many, 1 conn", run_mailout_client),
+    Contestant("client", "mailout SMTPPool, 8 conns", lambda s, w: run_mailout_pool(s, w, 8)),
+    Contestant(
+        "client",
+        "bare pipelined writer, 50/burst",
+        lambda s, w: run_bare_bdat(s, w, 50),
+        needs_chunking=True,
+    ),
+    Contestant(
+        "client",
+        "bare pipelined writer, 500/burst",
+        lambda s, w: run_bare_bdat(s, w, 500),
+        needs_chunking=True,
+    ),
+    Contestant(
+        "client", "bare pipelined writer (DATA, 1 RTT/msg)", run_bare_data, needs_chunking=False
+    ),
+    Contestant("user", "Django 6 smtp backend", run_django, baseline=True),
+    Contestant("user", "mailout backend, pool_size=1", lambda s, m: run_mailout_backend(s, m, 1)),
+    Contestant(
+        "user",
+        "mailout backend, default pool (4)",
+        lambda s, m: run_mailout_backend(s, m, None),
+    ),
+    Contestant("user", "mailout backend, pool_size=8", lambda s, m: run_mailout_backend(s, m, 8)),
+]
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    server: str
+    scenario: str
+    size: int
+    delay_ms: float
+    contestant: Contestant
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def timed(server: Server, contestant: Contestant, scenario: Scenario, n: int) -> float:
+    """Seconds for one run of `n` messages; fail unless the server counted exactly `n` more."""
+    if contestant.view == "client":
+        payload: Any = cycle_wire(scenario, n)
+    else:
+        payload = cycle_specs(scenario, n)
+    before = server.count()
+    start = time.perf_counter()
+    contestant.run(server, payload)
+    seconds = time.perf_counter() - start
+    after = server.wait_count(before + n)
+    if after - before != n:
+        raise SystemExit(
+            f"COUNT MISMATCH: {server.name} {scenario.name} {contestant.name}: sent {n}, "
+            f"the server counted {after - before}"
+        )
+    return seconds
+
+
+def measure(
+    server: Server, contestant: Contestant, scenario: Scenario, args: argparse.Namespace
+) -> Result:
+    # Calibrate (this also warms up): grow n until a run takes a quarter of the target, then
+    # size the measured run from that rate.
+    n = 5 if args.quick else 10
+    while True:
+        seconds = timed(server, contestant, scenario, n)
+        if seconds >= args.seconds / 4 or n >= args.max_messages:
+            break
+        n = min(args.max_messages, max(n * 2, int(n * args.seconds / 4 / max(seconds, 1e-3))))
+    n = max(args.min_messages, min(args.max_messages, round(n * args.seconds / seconds, -1)))
+    n = int(n)
+    best = min(timed(server, contestant, scenario, n) for _ in range(args.repeat))
+    return Result(server.name, scenario.name, scenario.size, server.delay_ms, contestant, n, best)
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def machine_info() -> list[str]:
+    cpu = platform.processor() or "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    postfix = "?"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        postfix = subprocess.run(
+            ["postconf", "-d", "-h", "mail_version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    return [
+        f"- machine: {platform.system()} {platform.release()}, {cpu}, nproc={os.cpu_count()}",
+        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- mailout {version('mailout')}, Django {django.get_version()}, "
+        f"aiosmtplib {version('aiosmtplib')}, smtplib (stdlib), Postfix smtp-sink {postfix}",
+        # Other work on the machine shares its cores with the client and the server.
+        "- load average (1, 5, 15 min) at the end: "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+    ]
+
+
+def table(results: list[Result]) -> list[str]:
+    lines = [
+        "| server | scenario | delay | view | contestant | messages | seconds | msg/s | ratio |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        base = next(
+            (
+                b
+                for b in results
+                if b.contestant.baseline
+                and b.contestant.view == r.contestant.view
+                and (b.server, b.scenario, b.delay_ms) == (r.server, r.scenario, r.delay_ms)
+            ),
+            None,
+        )
+        ratio = f"{r.rate / base.rate:.1f}x" if base is not None else "-"
+        view = "client alone" if r.contestant.view == "client" else "user (send_messages)"
+        lines.append(
+            f"| {r.server} | {r.scenario} ({r.size / 1024:.1f} KB) | {r.delay_ms:g} ms | {view} "
+            f"| {r.contestant.name} | {r.messages} | {r.seconds:.2f} | {r.rate:,.0f} | {ratio} |"
+        )
+    return lines
+
+
+def find(
+    results: list[Result], server: str, scenario: str, delay: float, name: str
+) -> Result | None:
+    for r in results:
+        if (r.server, r.scenario, r.delay_ms) == (server, scenario, delay) and (
+            r.contestant.name == name
+        ):
+            return r
+    return None
+
+
+def targets(results: list[Result], scenarios: list[str]) -> list[str]:
+    """Say, per scenario, whether each target from the brief is met."""
+    out = []
+    checks = [
+        ("client", 5, "mailout SMTPClient.send_many, 1 conn", "smtplib, 1 conn", 100),
+        ("client", 5, "mailout SMTPPool, 8 conns", "aiosmtplib, 8 conns", 20),
+        ("client", 0, "mailout SMTPClient.send_many, 1 conn", "smtplib, 1 conn", 10),
+        ("user", 5, "mailout backend, pool_size=1", "Django 6 smtp backend", 10),
+    ]
+    for scenario in scenarios:
+        for _, delay, name, base_name, factor in checks:
+            r, b = (find(results, "sink", scenario, delay, x) for x in (name, base_name))
+            if r is None or b is None:
+                continue
+            ratio = r.rate / b.rate
+            verdict = "met" if ratio >= factor else "NOT met"
+            out.append(
+                f"- {scenario}, {delay} ms: {name} >= {factor}x {base_name}: "
+                f"{ratio:.1f}x -> **{verdict}**"
+            )
+        for delay in (0, 5):
+            r = find(results, "sink", scenario, delay, "mailout SMTPClient.send_many, 1 conn")
+            bare = find(results, "sink", scenario, delay, "bare pipelined writer, 50/burst")
+            if r is not None and bare is not None:
+                out.append(
+                    f"- {scenario}, {delay} ms: mailout 1 conn reaches "
+                    f"{100 * r.rate / bare.rate:.0f}% of the bare writer at the same burst (50)"
+                )
+    return out
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--seconds", type=float, help="target seconds per measurement")
+    parser.add_argument("--repeat", type=int, help="measured runs per cell; the best is kept")
+    parser.add_argument("--delays", default="0,5", help="sink reply delays in ms (default 0,5)")
+    parser.add_argument("--only", default="", help="contestants whose name contains this")
+    parser.add_argument(
+        "--servers", default="sink,smtp-sink", help="sink and/or smtp-sink (default both)"
+    )
+    parser.add_argument("--scenarios", default="html,attachment", help="html and/or attachment")
+    parser.add_argument("--min-messages", type=int, default=10)
+    parser.add_argument("--max-messages", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 0.3 if args.quick else 3.0
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 2
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    command = " ".join(["bench/.venv/bin/python", "bench/smtp_bench.py", *sys.argv[1:]])
+    django_settings.configure(EMAIL_HOST="127.0.0.1", EMAIL_PORT=25, EMAIL_TIMEOUT=30)
+    django.setup()
+
+    attachment = random.Random(50).randbytes(50 * 1024)
+    wanted = set(args.scenarios.split(","))
+    scenarios = [
+        make_scenario(name, data)
+        for name, data in (("html", None), ("attachment", attachment))
+        if name in wanted
+    ]
+    contestants = [c for c in CONTESTANTS if args.only in c.name]
+    delays = [float(d) for d in args.delays.split(",") if d]
+    servers: list[Callable[[], Server]] = []
+    if "sink" in args.servers:
+        servers += [lambda d=d: ReposSink(d) for d in delays]  # type: ignore[misc]
+    if "smtp-sink" in args.servers:
+        if shutil.which(SMTP_SINK) and os.geteuid() == 0:
+            servers.append(PostfixSmtpSink)
+        else:
+            print(f"(skipping smtp-sink: needs {SMTP_SINK} and root)", file=sys.stderr)
+
+    results: list[Result] = []
+    for make_server in servers:
+        server = make_server()
+        try:
+            for scenario in scenarios:
+                for contestant in contestants:
+                    if contestant.needs_chunking not in (None, server.chunking):
+                        continue
+                    result = measure(server, contestant, scenario, args)
+                    results.append(result)
+                    print(
+                        f"{server.name:>9} {scenario.name:>10} {server.delay_ms:g} ms "
+                        f"{contestant.name:<42} {result.messages:>7} msgs "
+                        f"{result.seconds:6.2f} s {result.rate:>9,.0f} msg/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            server.close()
+
+    print(f"Command: `{command}`\n")
+    print("\n".join(machine_info()))
+    print()
+    print("\n".join(table(results)))
+    print()
+    print("Targets (against the repo's sink):")
+    print("\n".join(targets(results, [s.name for s in scenarios])))
+
+
+if __name__ == "__main__":
+    main()
