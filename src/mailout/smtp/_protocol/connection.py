@@ -14,7 +14,6 @@ answered before anything else is sent, and their replies decide the next state
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections import deque
 from typing import Final, Literal
@@ -148,7 +147,7 @@ class Connection:
                 return reply
             raise SMTPProtocolError(f"unexpected reply with no command pending: {reply}")
         command = self._pending.popleft()
-        reply = dataclasses.replace(reply, command=command.verb)
+        reply = Reply(reply.code, reply.text, reply.enhanced, command.verb)
         if reply.code == 421:  # RFC 5321 §3.8: service not available, closing
             self.state = State.CLOSED
             self._pending.clear()

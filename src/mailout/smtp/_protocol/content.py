@@ -8,8 +8,6 @@ __all__ = ["encode_bdat", "encode_data", "normalize_newlines"]
 
 # A CRLF pair first, so that it is not seen as a bare CR followed by a bare LF.
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
-# After normalisation every line starts at the start of the string or after a CRLF.
-_LEADING_DOT = re.compile(rb"(?:^|(?<=\r\n))\.")
 
 
 def normalize_newlines(content: bytes) -> bytes:
@@ -18,6 +16,9 @@ def normalize_newlines(content: bytes) -> bytes:
     RFC 5321 §2.3.8 allows no bare CR or LF in SMTP text; servers that accept ``\\n.\\r\\n`` or
     ``\\r.\\r`` as end of data are what SMTP smuggling exploits, so none may reach the wire.
     """
+    crlf = content.count(b"\r\n")
+    if content.count(b"\r") == crlf and content.count(b"\n") == crlf:
+        return content  # already clean, as mailout's own serialiser writes it: skip the regex
     return _NEWLINE.sub(b"\r\n", content)
 
 
@@ -35,7 +36,11 @@ def encode_data(content: bytes) -> bytes:
     is sent as a lone ".CRLF" (which is also how RFC 2920 §3.1 aborts an accepted DATA).
     """
     body = _with_final_crlf(normalize_newlines(content))
-    return _LEADING_DOT.sub(b"..", body) + b".\r\n"
+    # Once every line ends in CRLF, a line starts either at offset 0 or right after a CRLF.
+    stuffed = body.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
 
 
 def encode_bdat(content: bytes) -> bytes:
