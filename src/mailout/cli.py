@@ -122,9 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser(
         "demo",
-        help="send a sample message to a throwaway local SMTP server and show it",
-        description="Start a throwaway SMTP server on 127.0.0.1, send a message with an "
-        "attachment through mailout's SMTP backend, and print what the server received.",
+        help="start the mail catcher, send it a sample message, show the web inbox",
+        description="Start the mail catcher (SMTP and web inbox) on free ports of 127.0.0.1, "
+        "send it a realistic message (text, HTML, an inline image, a PDF) through mailout's "
+        "SMTP backend, print what arrived and the inbox URL, and keep serving until Ctrl-C.",
     )
     demo.add_argument("--port", type=int, default=0, help="SMTP port (default: a free one)")
     demo.add_argument(
