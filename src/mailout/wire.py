@@ -55,6 +55,7 @@ from mailout.address import Address, check_header_value, parse_address, parse_ad
 from mailout.conf import settings
 from mailout.exceptions import SMTPUTF8NotSupportedError
 from mailout.message import (
+    EmailAttachment,
     EmailMessage,
     EmailMultiAlternatives,
     _check_header_name,
@@ -139,6 +140,33 @@ def render(
     if reason.startswith("refused"):
         log.warning("the fast path refused a message the standard library accepts: %s", reason)
     return data
+
+
+def check(message: EmailMessage) -> None:
+    """Raise what ``render()`` would raise for bad input, without building the body.
+
+    Lets a backend refuse a whole batch before sending any of it, then render and send it in
+    chunks, so that no second copy of every message is held at once.
+    """
+    try:
+        if _has_alternatives(type(message)):
+            for content, mimetype in message.alternatives:  # type: ignore[attr-defined]
+                if not isinstance(content, str | bytes):
+                    raise Fallback("alternative content is not str or bytes")
+                _mime_type(mimetype, "alternative mimetype")
+        if not isinstance(message.body, str):
+            raise Fallback("body is not a string")
+        if any(not isinstance(a, EmailAttachment) for a in message.attachments):
+            raise Fallback("an attachment is a MIME part")
+        _header_fields(message, utf8=True)
+        for value, what in (
+            (message.content_subtype, "content_subtype"),
+            (message.mixed_subtype, "mixed_subtype"),
+            (getattr(message, "alternative_subtype", "alternative"), "alternative_subtype"),
+        ):
+            _token(value, what)
+    except Fallback:
+        message.message()  # an unusual message: the standard library's checks decide
 
 
 def render_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:

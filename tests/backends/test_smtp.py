@@ -147,3 +147,18 @@ def test_repr_has_no_password() -> None:
     backend = EmailBackend(host="h", port=25, username="u", password="pw-secret")
     assert "pw-secret" not in repr(backend)
     assert "pw-secret" not in str(vars(backend).get("host"))
+
+
+def test_big_batch_is_checked_whole_then_sent_in_chunks(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mailout.backends.smtp.CHUNK", 10)  # so a small batch spans chunks
+    backend = EmailBackend(host=smtp_server.host, port=smtp_server.port)
+    batch = [message(subject=f"m{i}") for i in range(25)]
+    batch.append(message(subject="bad\nBcc: evil@example.com"))
+    with pytest.raises(mailout.BadHeaderError):
+        backend.send_messages(batch)
+    assert smtp_server.received == []  # the bad last message stopped the whole batch
+    assert backend.send_messages(batch[:25]) == 25
+    assert [r.message["Subject"] for r in smtp_server.received] == [f"m{i}" for i in range(25)]
+    assert len(backend.results) == 25

@@ -22,7 +22,7 @@ from mailout.exceptions import ImproperlyConfigured, SMTPError
 from mailout.smtp import AsyncSMTPClient, Envelope, SMTPClient
 from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
-from mailout.wire import render
+from mailout.wire import check, render
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["EmailBackend"]
 
 log = logging.getLogger("mailout.smtp")
+
+# Messages rendered at a time: a batch of any size is checked whole first, then rendered and
+# sent a chunk at a time, so memory holds one chunk of message bytes, not the whole batch.
+CHUNK = 1000
 
 
 class EmailBackend(BaseEmailBackend):
@@ -133,15 +137,20 @@ class EmailBackend(BaseEmailBackend):
                 pool.close()
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        items = _prepare([m for m in email_messages if m.recipients()])
-        if not items:
+        messages = [m for m in email_messages if m.recipients()]
+        envelopes = _check(messages)
+        if not envelopes:
             return 0
         with self._lock:
             opened = self.open()
             if self.connection is None:
                 return 0
             try:
-                return self._report(self.connection.send_many(items))
+                outcomes: list[Outcome] = []
+                for start in range(0, len(messages), CHUNK):
+                    items = _render(messages[start : start + CHUNK], envelopes[start:])
+                    outcomes += self.connection.send_many(items)
+                return self._report(outcomes)
             finally:
                 if opened:
                     self.close()
@@ -168,15 +177,21 @@ class EmailBackend(BaseEmailBackend):
             await pool.aclose()
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        # Building and serialising is CPU work (about a millisecond a message): off the loop.
-        items = await asyncio.to_thread(_prepare, [m for m in email_messages if m.recipients()])
-        if not items:
+        messages = [m for m in email_messages if m.recipients()]
+        # Checking and rendering are CPU work: done in a thread, off the event loop.
+        envelopes = await asyncio.to_thread(_check, messages)
+        if not envelopes:
             return 0
         opened = await self.aopen()
         if self.aconnection is None:
             return 0
         try:
-            return self._report(await self.aconnection.send_many(items))
+            outcomes: list[Outcome] = []
+            for start in range(0, len(messages), CHUNK):
+                chunk = messages[start : start + CHUNK]
+                items = await asyncio.to_thread(_render, chunk, envelopes[start:])
+                outcomes += await self.aconnection.send_many(items)
+            return self._report(outcomes)
         finally:
             if opened:
                 await self.aclose()
@@ -197,16 +212,29 @@ class EmailBackend(BaseEmailBackend):
         return len(outcomes) - len(errors)
 
 
-def _prepare(messages: Sequence[EmailMessage]) -> list[tuple[Envelope, bytes]]:
-    """Envelope and bytes of every message, before anything is sent: bad input sends nothing."""
-    items = []
+def _check(messages: Sequence[EmailMessage]) -> list[Envelope]:
+    """Check every message and build its envelope before anything is sent: bad input in any
+    message of a batch sends none of it."""
+    envelopes = []
     for message in messages:
+        check(message)
         smtputf8 = message.needs_smtputf8()
-        data = render(message, smtputf8=smtputf8)
         sender = parse_address(message.from_email, field="from_email").addr_spec
         recipients = tuple(
             parse_address(r, field="recipients").addr_spec for r in message.recipients()
         )
-        envelope = Envelope(sender, recipients, smtputf8=smtputf8, eight_bit=not data.isascii())
+        envelopes.append(Envelope(sender, recipients, smtputf8=smtputf8))
+    return envelopes
+
+
+def _render(
+    messages: Sequence[EmailMessage], envelopes: Sequence[Envelope]
+) -> list[tuple[Envelope, bytes]]:
+    """The bytes of one chunk of checked messages, each with its envelope."""
+    items = []
+    for message, envelope in zip(messages, envelopes, strict=False):
+        data = render(message, smtputf8=envelope.smtputf8)
+        if not data.isascii():  # RFC 6152: 8-bit content travels with BODY=8BITMIME
+            envelope = Envelope(envelope.sender, envelope.recipients, envelope.smtputf8, True)
         items.append((envelope, data))
     return items
