@@ -25,6 +25,7 @@ from mailout.smtp._protocol import (
     Rset,
     encode_bdat,
 )
+from mailout.smtp._protocol.commands import check_argument
 
 __all__ = ["AsyncSMTPClient"]
 
@@ -97,9 +98,10 @@ class AsyncSMTPClient(AsyncSession):
             tuple(RcptTo(r) for r in envelope.recipients),
             payload,
         )
-        # Encode once now so that bad input (CR/LF/NUL) fails before anything is written.
-        for command in (plan.mail, *plan.rcpts):
-            command.encode()
+        # Check now (what encode() checks) so that bad input fails before anything is written.
+        check_argument("sender", envelope.sender)
+        for recipient in envelope.recipients:
+            check_argument("recipient", recipient)
         return plan
 
     def _uses_pipelining(self) -> bool:

@@ -25,6 +25,7 @@ from mailout.smtp._protocol import (
     Rset,
     encode_bdat,
 )
+from mailout.smtp._protocol.commands import check_argument
 from mailout.smtp._sync.session import Session
 
 __all__ = ["SMTPClient"]
@@ -98,9 +99,10 @@ class SMTPClient(Session):
             tuple(RcptTo(r) for r in envelope.recipients),
             payload,
         )
-        # Encode once now so that bad input (CR/LF/NUL) fails before anything is written.
-        for command in (plan.mail, *plan.rcpts):
-            command.encode()
+        # Check now (what encode() checks) so that bad input fails before anything is written.
+        check_argument("sender", envelope.sender)
+        for recipient in envelope.recipients:
+            check_argument("recipient", recipient)
         return plan
 
     def _uses_pipelining(self) -> bool:
