@@ -358,7 +358,7 @@ def test_bad_setting_named_in_the_error(setting: str, value: object) -> None:
         "mailout.backends.smtp.NoSuchBackend",
         "nodots",
         "no_such_package_xyz.EmailBackend",
-        "django.core.mail.backends.smtp.EmailBackend",
+        "django.core.mail.backends.nope.EmailBackend",
     ],
 )
 def test_unknown_email_backend(smtp_server: SMTPServer, path: str) -> None:

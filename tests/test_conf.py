@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,16 @@ def test_as_dict_masks_password() -> None:
     assert values["EMAIL_HOST_PASSWORD"] == "********"
     assert set(values) == set(DEFAULTS)
     assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize("name", ["smtp", "console", "filebased", "locmem", "dummy"])
+def test_djangos_backend_paths_mean_mailouts_backends(name: str, tmp_path: Path) -> None:
+    """A Django settings module handed to configure() names Django's backends."""
+    mailout.configure(
+        {
+            "EMAIL_BACKEND": f"django.core.mail.backends.{name}.EmailBackend",
+            "EMAIL_FILE_PATH": tmp_path,
+        }
+    )
+    backend = mailout.get_connection()
+    assert type(backend).__module__ == f"mailout.backends.{name}"

@@ -38,10 +38,23 @@ class CachedDnsName:
 DNS_NAME = CachedDnsName()
 
 
+_DJANGO_BACKENDS = "django.core.mail.backends."
+_OWN_BACKENDS = frozenset({"smtp", "console", "filebased", "locmem", "dummy"})
+
+
 def import_string(dotted_path: str, *, setting: str = "backend") -> Any:
-    """Import ``package.module.Name``; a bad path raises ImproperlyConfigured naming ``setting``."""
+    """Import ``package.module.Name``; a bad path raises ImproperlyConfigured naming ``setting``.
+
+    Django's own backend paths (``django.core.mail.backends.smtp.EmailBackend``, as found in a
+    Django settings module given to ``configure()``) stand for mailout's backend of that name:
+    Django's classes cannot send mailout's messages.
+    """
     if not isinstance(dotted_path, str) or "." not in dotted_path:
         raise ImproperlyConfigured(f"{setting}: {dotted_path!r} is not a dotted import path")
+    if dotted_path.startswith(_DJANGO_BACKENDS):
+        name = dotted_path[len(_DJANGO_BACKENDS) :].partition(".")[0]
+        if name in _OWN_BACKENDS:
+            dotted_path = "mailout.backends." + dotted_path[len(_DJANGO_BACKENDS) :]
     module_path, _, name = dotted_path.rpartition(".")
     try:
         module = importlib.import_module(module_path)
