@@ -105,3 +105,18 @@ def test_demo_sends_through_smtp() -> None:
     assert "Sent 1 message through mailout's SMTP backend" in result.stdout
     assert "inbox audit@example.com: 1 message(s)" in result.stdout  # the Bcc recipient
     assert "1 attachment(s)" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_missing_server_extra_gives_install_advice(command: str) -> None:
+    blocked = "import sys; sys.modules['aiosmtpd'] = None; from mailout.cli import main; "
+    result = subprocess.run(
+        [sys.executable, "-c", blocked + f"sys.exit(main([{command!r}, '--help'][:1]))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert 'pip install "mailout[server]"' in result.stderr
+    assert "Traceback" not in result.stderr

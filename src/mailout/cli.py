@@ -177,6 +177,12 @@ def _serve(args: argparse.Namespace) -> int:
         from mailout.catcher.smtp import load_users
         from mailout.catcher.store import MessageStore
     except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in ("aiosmtpd", "starlette", "uvicorn"):
+            raise SystemExit(
+                'mailout serve needs the server extra: pip install "mailout[server]" '
+                f"({missing} is not installed)"
+            ) from None
         raise SystemExit(f"mailout serve: {exc}") from None
     try:
         smtp = parse_address(args.smtp)
