@@ -30,9 +30,9 @@ from mailout.exceptions import (
     InvalidMessageError,
     MailoutError,
     MessageTypeError,
-    SMTPUTF8NotSupportedError,
 )
 from mailout.utils import DNS_NAME
+from mailout.wireform import serialize, serialize_message
 
 if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
@@ -47,13 +47,13 @@ __all__ = [
     "SafeMIMEText",
     "forbid_multi_line_headers",
     "serialize",
+    "serialize_message",
 ]
 
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
 # RFC 5322 §2.2: a field name is printable US-ASCII except the colon. Longer than 76 characters,
 # "Name: " alone would overflow the recommended 78-character line.
 _HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
-MAX_LINE = 998  # RFC 5322 §2.1.1: the hard limit of a line, CRLF excluded
 _ADDRESS_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "reply-to": "Reply-To"}
 
 
@@ -444,63 +444,6 @@ class EmailMultiAlternatives(EmailMessage):
                 part.set_content(content, basetype, subtype)
             parts.append(part)
         return parts
-
-
-def serialize(msg: Message, *, smtputf8: bool = False, linesep: str = "\r\n") -> bytes:
-    """The wire form of ``msg``: CRLF lines, 998-octet hard limit, RFC 2047 unless SMTPUTF8."""
-    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
-    try:
-        data = msg.as_bytes(policy=policy)
-    except MailoutError:
-        raise
-    except Exception as exc:  # the generator re-parses values and can fail deep inside
-        raise InvalidMessageError(f"the message cannot be serialised: {exc}") from exc
-    _check_wire_form(data, [name.lower() for name in msg])
-    return data if linesep == "\r\n" else data.replace(b"\r\n", linesep.encode())
-
-
-def _check_wire_form(data: bytes, names: list[str]) -> None:
-    """The last line of defence: every line ends in CRLF and none is over 998 octets.
-
-    The generator re-parses values while folding them and writes out what RFC 2047 words
-    decode to; a CR or LF that appears that way is caught here, whatever field carried it.
-    """
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
-        raise BadHeaderError("a header value decodes to a line break; refusing to send it")
-    head = data.partition(b"\r\n\r\n")[0]
-    written = [
-        line.split(b":", 1)[0].decode("ascii", "replace").lower()
-        for line in head.split(b"\r\n")
-        if line and line[:1] not in (b" ", b"\t")
-    ]
-    if sorted(written) != sorted(names):
-        raise BadHeaderError("a header value decodes to an extra header line; refusing to send it")
-    if b"\0" in head:
-        raise BadHeaderError("a header value decodes to a NUL character; refusing to send it")
-    _check_line_lengths(data, b"\r\n")
-
-
-def _check_line_lengths(data: bytes, linesep: bytes) -> None:
-    """Refuse a message with a line over 998 octets: MTAs reject it or split it, and a split
-    header line can turn the rest of a value into a header of its own."""
-    for line in data.split(linesep):
-        if len(line) > MAX_LINE:
-            name = line.split(b":", 1)[0][:40].decode("ascii", "replace")
-            raise InvalidMessageError(
-                f"a line of {len(line)} octets (over RFC 5322's 998) starting {name!r}: "
-                "shorten that header or value"
-            )
-
-
-def serialize_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:
-    """Build and serialise ``message``; refuse if it needs SMTPUTF8 and the receiver lacks it."""
-    needs_utf8 = message.needs_smtputf8()
-    if needs_utf8 and not smtputf8_ok:
-        raise SMTPUTF8NotSupportedError(
-            "the message has a non-ASCII address local part and the server does not offer SMTPUTF8"
-        )
-    return serialize(message.message(), smtputf8=needs_utf8, linesep=linesep)
 
 
 class SafeMIMEText(MIMEText):

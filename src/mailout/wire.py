@@ -59,11 +59,10 @@ from mailout.message import (
     EmailMessage,
     EmailMultiAlternatives,
     _check_header_name,
-    _check_wire_form,
     _header_text,
-    serialize,
 )
 from mailout.utils import DNS_NAME
+from mailout.wireform import _check_wire_form, serialize
 
 __all__ = [
     "WireStats",

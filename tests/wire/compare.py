@@ -153,7 +153,7 @@ def compare(message: EmailMessage, *, smtputf8: bool = False, seed: int | None =
         return Outcome("fallback", reason)
     check_wire(fast, smtputf8=smtputf8)
     # The same header fields, as _check_wire_form checks them.
-    from mailout.message import _check_wire_form
+    from mailout.wireform import _check_wire_form
 
     _check_wire_form(fast, [k.lower() for k in parse(slow)])
     return Outcome("fast")
