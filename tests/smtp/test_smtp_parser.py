@@ -38,6 +38,20 @@ VALID = [
     (b"250 ok\n", False, [Reply(250, "ok")]),  # a bare LF line end is tolerated on input
     (b"250 a\r\n354 b\r\n", False, [Reply(250, "a"), Reply(354, "b")]),
     ("250 caf\u00e9\r\n".encode(), False, [Reply(250, "caf\u00e9")]),
+    # Single-line replies take a fast path; these pin it to what the general path gives.
+    (b"250 2.1.0   OK\r\n", True, [Reply(250, "OK", "2.1.0")]),
+    (b"354 3.0.0 go\r\n", True, [Reply(354, "3.0.0 go")]),  # RFC 3463: no class 3
+    (b"550 5.7.10 x\r\n", True, [Reply(550, "x", "5.7.10")]),
+    (b"550 5.01.1 x\r\n", True, [Reply(550, "x", "5.1.1")]),
+    ("250 2.\u0663.0 x\r\n".encode(), True, [Reply(250, "x", "2.3.0")]),
+    (b"250 2.1.0\tOK\r\n", True, [Reply(250, "2.1.0\tOK")]),
+    (b"250 a\rb\r\n", False, [Reply(250, "a\rb")]),
+    (b"250 \xff\xfe\r\n", False, [Reply(250, "\ufffd\ufffd")]),
+    (
+        b"250 2.1.0 OK\r\n250-2.0.0 x\r\n250 y\r\n550 5.1.1 no\n",
+        True,
+        [Reply(250, "OK", "2.1.0"), Reply(250, "x\ny", "2.0.0"), Reply(550, "no", "5.1.1")],
+    ),
 ]
 
 
@@ -94,6 +108,21 @@ def test_line_length_bounded_even_without_newline() -> None:
 def test_line_length_bounded_with_newline() -> None:
     with pytest.raises(SMTPProtocolError):
         parse_all(b"250 " + b"x" * 5000 + b"\r\n")
+
+
+def test_reply_size_bounded_for_a_single_line() -> None:
+    parser = ReplyParser(max_line=2048, max_size=100)
+    parser.feed(b"250 " + b"x" * 200 + b"\r\n")
+    with pytest.raises(SMTPProtocolError, match="100 bytes"):
+        parser.next_reply()
+
+
+def test_reply_carries_the_command_it_answers() -> None:
+    parser = ReplyParser()
+    parser.enhanced_status_codes = True
+    parser.feed(b"250 2.1.0 OK\r\n250-a\r\n250 b\r\n")
+    assert parser.next_reply("MAIL") == Reply(250, "OK", "2.1.0", "MAIL")
+    assert parser.next_reply("EHLO") == Reply(250, "a\nb", None, "EHLO")
 
 
 def test_reply_lines_bounded() -> None:

@@ -297,14 +297,18 @@ class AsyncSession:
         """Read until the core has a whole reply; ``timeout`` bounds each reply, not each read."""
         core, stream = self._require()
         try:
-            budget = self._time_left()
-            deadline = None if budget is None else time.monotonic() + budget
-            while True:
-                reply = core.next_reply()
-                if not isinstance(reply, Need):
-                    break
-                remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                core.receive_data(await stream.read(remaining))
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                raise self._late()
+            reply = core.next_reply()
+            if isinstance(reply, Need):
+                # Only a reply not yet (wholly) buffered needs a read, and so a time budget;
+                # after a pipelined burst most replies are already here.
+                budget = self._time_left()
+                deadline = None if budget is None else time.monotonic() + budget
+                while isinstance(reply, Need):
+                    remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                    core.receive_data(await stream.read(remaining))
+                    reply = core.next_reply()
         except BaseException as exc:
             # A timeout, a garbled reply or a cancellation mid-transaction leaves the session in
             # an unknown state: the connection is unusable.

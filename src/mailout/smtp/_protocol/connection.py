@@ -88,6 +88,7 @@ _ON_REPLY: Final[dict[tuple[str, str], State]] = {
     ("DATA", "3"): S.CONTENT, ("DATA", "2"): S.READY, ("DATA", "4"): S.READY,
     ("DATA", "5"): S.READY,
 }  # fmt: skip
+_CLASS: Final = {2: "2", 3: "3", 4: "4", 5: "5"}  # reply class (first digit) by code // 100
 
 
 class Connection:
@@ -116,49 +117,52 @@ class Connection:
         return self._send(Bdat(len(chunk), last)) + chunk
 
     def _send(self, command: Command) -> bytes:
-        row = _SEND[self.state]
         kind = command.kind
-        if kind not in row:
+        next_state = _SEND[self.state].get(kind)
+        if next_state is None:
             raise LocalProtocolError(f"cannot send {kind} in state {self.state.name}")
-        if self._pending and kind != "QUIT":
+        pending = self._pending
+        if pending and kind != "QUIT":
             # RFC 2920 §3.1: only with PIPELINING, and never after a command that ends a group.
             if not self.extensions.pipelining:
                 raise LocalProtocolError(f"cannot send {kind} before the previous reply")
-            if not self._pending[-1].pipelinable:
+            if not pending[-1].pipelinable:
                 raise LocalProtocolError(
-                    f"cannot send {kind} before the reply to {self._pending[-1].kind}"
+                    f"cannot send {kind} before the reply to {pending[-1].kind}"
                 )
         data = command.encode()
-        self._pending.append(command)
-        self.state = row[kind]
+        pending.append(command)
+        self.state = next_state
         return data
 
     def receive_data(self, data: bytes) -> None:
         self._parser.feed(data)
 
     def next_reply(self) -> Reply | Literal[Need.DATA]:
-        reply = self._parser.next_reply()
+        pending = self._pending
+        # The parser pairs the reply with the verb of the oldest pending command as it builds it.
+        reply = self._parser.next_reply(pending[0].verb if pending else "")
         if reply is None:
             return NEED_DATA
-        if not self._pending:
+        if not pending:
             # RFC 5321 §3.8: a server may send 421 at any time before closing.
             if reply.code == 421:
                 self.state = State.CLOSED
                 return reply
             raise SMTPProtocolError(f"unexpected reply with no command pending: {reply}")
-        command = self._pending.popleft()
-        reply = Reply(reply.code, reply.text, reply.enhanced, command.verb)
+        command = pending.popleft()
         if reply.code == 421:  # RFC 5321 §3.8: service not available, closing
             self.state = State.CLOSED
             self._pending.clear()
             return reply
-        if not self._pending and self.state is not State.CLOSED:
-            klass = str(reply.code)[0]
-            if command.kind == "DATA" and klass == "3" and reply.code != 354:
+        kind = command.kind
+        if not pending and self.state is not State.CLOSED:
+            klass = _CLASS[reply.code // 100]
+            if kind == "DATA" and klass == "3" and reply.code != 354:
                 klass = "5"
-            self.state = _ON_REPLY.get((command.kind, klass), self.state)
-        if command.kind in ("EHLO", "HELO") and reply.is_positive:
-            self.extensions = Extensions.parse(reply) if command.kind == "EHLO" else Extensions()
+            self.state = _ON_REPLY.get((kind, klass), self.state)
+        if (kind == "EHLO" or kind == "HELO") and reply.is_positive:
+            self.extensions = Extensions.parse(reply) if kind == "EHLO" else Extensions()
             self._parser.enhanced_status_codes = self.extensions.enhanced_status_codes
         return reply
 

@@ -13,6 +13,12 @@ __all__ = ["ReplyParser"]
 _LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])(.*))?\Z", re.DOTALL)
 # RFC 3463 §2 status-code = class "." subject "." detail; RFC 2034 §4 puts it after the code.
 _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: +|\Z)")
+# Every valid reply code, as its three wire bytes, for the single-line fast path.
+_CODES: dict[bytes, int] = {b"%d" % code: code for code in range(200, 600) if code % 100 // 10 <= 5}
+_CLASS: dict[int, str] = {code: str(code)[0] for code in _CODES.values()}
+# The class an enhanced code must carry for each reply code; _ENHANCED allows only 2, 4 and 5.
+_ENHANCED_CLASS: dict[int, str] = {c: k for c, k in _CLASS.items() if k in "245"}
+_DIGITS = frozenset("0123456789")
 
 
 class ReplyParser:
@@ -47,18 +53,37 @@ class ReplyParser:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def next_reply(self) -> Reply | None:
-        """Return the next complete reply, or None if more bytes are needed."""
+    def next_reply(self, command: str = "") -> Reply | None:
+        """Return the next complete reply, or None if more bytes are needed.
+
+        ``command`` is the verb the reply answers; the connection passes it so that the reply
+        is built once, already paired.
+        """
+        buffer = self._buffer
         while True:
-            end = self._buffer.find(b"\n")
+            end = buffer.find(b"\n")
             if end < 0:
-                if len(self._buffer) > self.max_line:
+                if len(buffer) > self.max_line:
                     raise SMTPProtocolError(f"reply line longer than {self.max_line} bytes")
                 return None
             if end + 1 > self.max_line:
                 raise SMTPProtocolError(f"reply line longer than {self.max_line} bytes")
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
+            if not self._lines and end >= 4 and buffer[3] == 0x20:
+                # Fast path for the usual single-line reply ("250 2.1.0 OK"): a valid code and
+                # a space; it takes the same checks as the general path below.
+                code = _CODES.get(bytes(buffer[:3]))
+                if code is not None:
+                    if end + 1 > self.max_size or self.max_lines < 1:
+                        raise SMTPProtocolError(
+                            f"reply longer than {self.max_lines} lines or {self.max_size} bytes"
+                        )
+                    # A bare LF as line end is tolerated on input, CR is dropped.
+                    stop = end - 1 if buffer[end - 1] == 0x0D else end
+                    text = buffer[4:stop].decode("utf-8", errors="replace")
+                    del buffer[: end + 1]
+                    return self._reply(code, [text], command)
+            raw = bytes(buffer[:end])
+            del buffer[: end + 1]
             # A bare LF as line end is tolerated on input (robustness principle), CR is dropped.
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
@@ -70,7 +95,7 @@ class ReplyParser:
                     f"reply longer than {self.max_lines} lines or {self.max_size} bytes"
                 )
             if not more:
-                return self._finish()
+                return self._finish(command)
 
     def _parse_line(self, raw: bytes) -> tuple[int, bool, str]:
         match = _LINE.match(raw)
@@ -85,16 +110,32 @@ class ReplyParser:
         text = (match[3] or b"").decode("utf-8", errors="replace")
         return code, match[2] == b"-", text
 
-    def _finish(self) -> Reply:
+    def _finish(self, command: str) -> Reply:
         code = self._lines[0][0]
         texts = [text for _, text in self._lines]
         self._lines = []
         self._size = 0
+        return self._reply(code, texts, command)
+
+    def _reply(self, code: int, texts: list[str], command: str) -> Reply:
         enhanced: str | None = None
         if self.enhanced_status_codes:
-            found = _ENHANCED.match(texts[0])
+            first = texts[0]
+            if (
+                len(texts) == 1
+                and len(first) > 5
+                and first[5] == " "
+                and first[1] == "."
+                and first[3] == "."
+                and first[0] == _ENHANCED_CLASS.get(code)
+                and first[2] in _DIGITS
+                and first[4] in _DIGITS
+            ):
+                # The usual "2.1.0 OK" on one line: what the general path finds, without regex.
+                return Reply(code, first[6:].lstrip(" "), first[:5], command)
+            found = _ENHANCED.match(first)
             # RFC 3463 §2: the class must agree with the first digit of the reply code.
-            if found is not None and found[1] == str(code)[0]:
+            if found is not None and found[1] == _CLASS[code]:
                 enhanced = f"{found[1]}.{int(found[2])}.{int(found[3])}"
                 # RFC 2034 §4: each line repeats the code; strip it where it is present.
                 stripped = []
@@ -102,4 +143,4 @@ class ReplyParser:
                     m = _ENHANCED.match(text)
                     stripped.append(text[m.end() :] if m is not None else text)
                 texts = stripped
-        return Reply(code, "\n".join(texts), enhanced)
+        return Reply(code, "\n".join(texts), enhanced, command)

@@ -35,6 +35,7 @@ __all__ = ["SMTPClient"]
 # 500 transactions answer with about 60 KB of replies, well inside a socket's buffers.
 _BURST_MESSAGES = 500
 _BURST_BYTES = 8 * 1024 * 1024
+_RSET = Rset()  # commands are immutable values: one RSET serves every transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +334,7 @@ class SMTPClient(Session):
                     resets.append(started and isinstance(item, _Plan))
                     if isinstance(item, _Plan):
                         if started:
-                            out += core.send(Rset())
+                            out += core.send(_RSET)
                         out += self._encode_bdat_transaction(item)
                         started = True
                 self._start_message_clock()  # a burst is bounded like one message
