@@ -99,12 +99,9 @@ def main() -> None:
     args = parser.parse_args()
     django_build = None if args.no_django else _django()
     here = Path(sys.executable).resolve()
-    if (
-        django_build is None
-        and not args.no_django
-        and BENCH_PYTHON.exists()
-        and (here != BENCH_PYTHON.resolve())
-    ):
+    # bench/.venv has the newest Django (6.x needs Python 3.12); the test venv's Django 5.2 uses
+    # the older, faster MIME classes, so prefer the newest whenever bench/setup.sh was run.
+    if not args.no_django and BENCH_PYTHON.exists() and here != BENCH_PYTHON.resolve():
         os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), __file__, *sys.argv[1:]])
     from mailout import wire
 
