@@ -32,7 +32,11 @@ MAX_LABEL_LENGTH: Final = 63
 # A plain ASCII ``local@domain`` (dot-atom on both sides) parses to itself; recognising it here
 # skips the stdlib's header parser, which costs ~90 µs an address.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_ADDRESS: Final = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_PLAIN = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ADDRESS: Final = re.compile(_PLAIN)
+# And ``Display Name <local@domain>`` whose name is ASCII words of atext separated by single
+# spaces (no dots, quotes or other specials, which the stdlib parser treats specially).
+_NAMED_ADDRESS: Final = re.compile(rf"({_ATEXT}(?: {_ATEXT})*) <({_PLAIN})>")
 
 
 def check_header_value(field: str, value: str) -> str:
@@ -139,18 +143,31 @@ def parse_address(value: object, *, field: str) -> Address:
         return Address(name, bare.local_part, bare.domain)
     if not isinstance(value, str):
         raise MessageTypeError(f"{field}: expected an address string, got {type(value).__name__}")
-    if (
-        len(value) <= MAX_ADDRESS_LENGTH
-        and "=?" not in value  # anything like an encoded word takes the careful path
-        and _PLAIN_ADDRESS.fullmatch(value)
-        and all(len(label) <= MAX_LABEL_LENGTH for label in value.rpartition("@")[2].split("."))
-    ):
-        local, _, domain = value.rpartition("@")
-        return Address("", local, domain)
+    if "=?" not in value:  # anything like an encoded word takes the careful path
+        quick = _quick(value)
+        if quick is not None:
+            return quick
     check_header_value(field, value)
     if not value.strip():
         raise InvalidAddressError(f"{field}: empty address")
     return _parse(value, field)
+
+
+def _quick(value: str) -> Address | None:
+    """The common forms, without the stdlib parser (~100 µs an address); None for the rest."""
+    if _PLAIN_ADDRESS.fullmatch(value):
+        name, addr_spec = "", value
+    else:
+        named = _NAMED_ADDRESS.fullmatch(value)
+        if named is None:
+            return None
+        name, addr_spec = named[1], named[2]
+    local, _, domain = addr_spec.rpartition("@")
+    if len(addr_spec) > MAX_ADDRESS_LENGTH:
+        return None
+    if any(len(label) > MAX_LABEL_LENGTH for label in domain.split(".")):
+        return None
+    return Address(name, local, domain)
 
 
 def parse_address_list(values: object, *, field: str) -> list[Address]:
