@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import socket
 import threading
 from typing import Any
 
 from mailout.exceptions import ImproperlyConfigured
 
-__all__ = ["DNS_NAME", "CachedDnsName", "import_string"]
+__all__ = ["DNS_NAME", "CachedDnsName", "import_string", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, or a loopback address (``127.0.0.0/8``, ``::1``, also in ``[…]`` form)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class CachedDnsName:

@@ -67,7 +67,6 @@ from mailout.wireform import _check_wire_form, serialize
 __all__ = [
     "WireStats",
     "attachment_cache",
-    "quick_address",
     "render",
     "render_message",
     "stats",
@@ -364,15 +363,10 @@ def _message_id() -> str:
     return f"<{unique}@{DNS_NAME.get_fqdn()}>"
 
 
-def quick_address(value: object, field: str) -> Address:
-    """``parse_address`` (which recognises a plain ``local@domain`` without the stdlib parser)."""
-    return parse_address(value, field=field)
-
-
 def _address_list(values: object, field: str) -> list[Address]:
     if not isinstance(values, list | tuple):
         return parse_address_list(values, field=field)  # raises the slow path's error
-    return [quick_address(value, field) for value in values]
+    return [parse_address(value, field=field) for value in values]
 
 
 def _header_fields(message: EmailMessage, utf8: bool) -> list[str]:
@@ -387,7 +381,7 @@ def _header_fields(message: EmailMessage, utf8: bool) -> list[str]:
     check_header_value("subject", subject)
     if not isinstance(message.from_email, str):
         raise Fallback("from_email is not a string")
-    sender = quick_address(message.from_email, "from_email")
+    sender = parse_address(message.from_email, field="from_email")
     recipients: list[tuple[str, list[Address]]] = [
         ("To", _address_list(message.to, "to")),
         ("Cc", _address_list(message.cc, "cc")),

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from mailout.catcher.store import MessageStore, StoreEvent, Summary
+from mailout.utils import is_loopback
 
 if TYPE_CHECKING:
     from mailout.catcher.smtp import CatcherHandler, CatcherSMTP
@@ -81,17 +82,6 @@ def parse_address(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, i
 def format_address(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        import ipaddress
-
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Catcher:

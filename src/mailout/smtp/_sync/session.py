@@ -8,7 +8,6 @@ pairs replies with them and keeps the state table.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import ssl
 import time
 from types import TracebackType
@@ -41,17 +40,9 @@ from mailout.smtp._protocol import (
 )
 from mailout.smtp._protocol.auth import SUPPORTED_MECHANISMS, AuthFlow
 from mailout.smtp._streams.socket_stream import SyncStream, open_sync_stream
+from mailout.utils import is_loopback
 
 __all__ = ["Session"]
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class Session:
@@ -209,7 +200,7 @@ class Session:
         core, _ = self._require()
         if self.username is None or self._password is None:
             return
-        if not (self._encrypted or self.allow_insecure_auth or _is_loopback(self.host)):
+        if not (self._encrypted or self.allow_insecure_auth or is_loopback(self.host)):
             raise SMTPSecurityError(
                 f"refusing to send credentials unencrypted to {self.host}: "
                 "use use_tls or use_ssl, or allow_insecure_auth=True"
