@@ -138,7 +138,7 @@ class EmailBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         messages = [m for m in email_messages if m.recipients()]
-        envelopes = _check(messages)
+        envelopes, items = _prepare(messages)
         if not envelopes:
             return 0
         with self._lock:
@@ -146,8 +146,8 @@ class EmailBackend(BaseEmailBackend):
             if self.connection is None:
                 return 0
             try:
-                outcomes: list[Outcome] = []
-                for start in range(0, len(messages), CHUNK):
+                outcomes = self.connection.send_many(items)
+                for start in range(CHUNK, len(messages), CHUNK):
                     items = _render(messages[start : start + CHUNK], envelopes[start:])
                     outcomes += self.connection.send_many(items)
                 return self._report(outcomes)
@@ -179,15 +179,15 @@ class EmailBackend(BaseEmailBackend):
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         messages = [m for m in email_messages if m.recipients()]
         # Checking and rendering are CPU work: done in a thread, off the event loop.
-        envelopes = await asyncio.to_thread(_check, messages)
+        envelopes, items = await asyncio.to_thread(_prepare, messages)
         if not envelopes:
             return 0
         opened = await self.aopen()
         if self.aconnection is None:
             return 0
         try:
-            outcomes: list[Outcome] = []
-            for start in range(0, len(messages), CHUNK):
+            outcomes = await self.aconnection.send_many(items)
+            for start in range(CHUNK, len(messages), CHUNK):
                 chunk = messages[start : start + CHUNK]
                 items = await asyncio.to_thread(_render, chunk, envelopes[start:])
                 outcomes += await self.aconnection.send_many(items)
@@ -212,19 +212,29 @@ class EmailBackend(BaseEmailBackend):
         return len(outcomes) - len(errors)
 
 
-def _check(messages: Sequence[EmailMessage]) -> list[Envelope]:
-    """Check every message and build its envelope before anything is sent: bad input in any
-    message of a batch sends none of it."""
-    envelopes = []
-    for message in messages:
+def _prepare(
+    messages: Sequence[EmailMessage],
+) -> tuple[list[Envelope], list[tuple[Envelope, bytes]]]:
+    """Before anything is sent: every envelope, and the bytes of the first chunk.
+
+    Bad input in any message of a batch sends none of it. Rendering the first chunk checks it
+    (a batch of up to CHUNK messages, the usual case, is rendered once); the messages after it
+    are checked without building their bodies, and rendered when their chunk is sent.
+    """
+    envelopes = [_envelope(message) for message in messages]
+    first = _render(messages[:CHUNK], envelopes)
+    for message in messages[CHUNK:]:
         check(message)
-        smtputf8 = message.needs_smtputf8()
-        sender = parse_address(message.from_email, field="from_email").addr_spec
-        recipients = tuple(
-            parse_address(r, field="recipients").addr_spec for r in message.recipients()
-        )
-        envelopes.append(Envelope(sender, recipients, smtputf8=smtputf8))
-    return envelopes
+    return envelopes, first
+
+
+def _envelope(message: EmailMessage) -> Envelope:
+    # needs_smtputf8() first: it parses every address under its own field name (to, cc, …),
+    # so that bad input is reported the way the message itself would report it.
+    smtputf8 = message.needs_smtputf8()
+    sender = parse_address(message.from_email, field="from_email").addr_spec
+    recipients = tuple(parse_address(r, field="recipients").addr_spec for r in message.recipients())
+    return Envelope(sender, recipients, smtputf8=smtputf8)
 
 
 def _render(
