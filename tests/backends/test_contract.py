@@ -54,7 +54,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> BackendUnderTest:
             lambda **kw: mailout.get_connection(
                 "mailout.backends.filebased.EmailBackend", file_path=folder, **kw
             ),
-            lambda: [m for f in sorted(folder.iterdir()) for m in _split(f.read_bytes())],
+            # No folder yet means nothing was ever written.
+            lambda: [
+                m
+                for f in sorted(folder.iterdir() if folder.exists() else [])
+                for m in _split(f.read_bytes())
+            ],
         )
     if name == "console":
         stream = io.StringIO()
@@ -98,7 +103,7 @@ def test_send_messages_returns_count(backend: BackendUnderTest) -> None:
 
 def test_empty_list_sends_nothing(backend: BackendUnderTest) -> None:
     assert backend.make().send_messages([]) == 0
-    assert backend.mailbox() == [] if backend.name != "filebased" else True
+    assert backend.mailbox() == []
 
 
 def test_headers_and_body_arrive(backend: BackendUnderTest) -> None:
@@ -161,7 +166,7 @@ def test_bad_header_sends_nothing(backend: BackendUnderTest) -> None:
     good, bad = make_message(), make_message(subject="Hi\nBcc: victim@example.com")
     with pytest.raises(mailout.BadHeaderError, match="subject"):
         backend.make().send_messages([good, bad])
-    assert backend.mailbox() == [] if backend.name != "filebased" else True
+    assert backend.mailbox() == []
 
 
 def test_message_send_uses_given_connection(backend: BackendUnderTest) -> None:
@@ -172,4 +177,7 @@ def test_message_send_uses_given_connection(backend: BackendUnderTest) -> None:
 
 def test_message_without_recipients_is_not_sent(backend: BackendUnderTest) -> None:
     assert make_message(to=[], connection=backend.make()).send() == 0
-    assert backend.make().send_messages([make_message(to=[])]) in (0, 1)
+    # Django's contract differs here by backend: the SMTP backend has nothing to send and
+    # counts 0; the recording backends (locmem, file, console) record the message and count it.
+    expected = 0 if backend.name == "smtp" else 1
+    assert backend.make().send_messages([make_message(to=[])]) == expected
