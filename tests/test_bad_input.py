@@ -8,6 +8,8 @@ found before connecting, was never even connected to) and ``mailout.outbox`` is 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -261,21 +263,44 @@ def test_email_file_path_missing() -> None:
         mailout.get_connection()
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0,
-    reason="root may write to any directory, so a permission check can't fail",
-)
 def test_email_file_path_not_writable(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            mailout.configure({"EMAIL_BACKEND": FILE_BACKEND, "EMAIL_FILE_PATH": str(locked)})
+            with pytest.raises(ImproperlyConfigured, match="EMAIL_FILE_PATH") as caught:
+                mailout.get_connection()
+            assert "not writable" in str(caught.value)
+        finally:
+            locked.chmod(0o700)
+        return
+    # Root may write anywhere, so the check runs in a child process that lost the capability to
+    # override permissions (setpriv, util-linux): root then meets the 0500 mode (CI runs as root).
     locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        mailout.configure({"EMAIL_BACKEND": FILE_BACKEND, "EMAIL_FILE_PATH": str(locked)})
-        with pytest.raises(ImproperlyConfigured, match="EMAIL_FILE_PATH") as caught:
-            mailout.get_connection()
-        assert "not writable" in str(caught.value)
-    finally:
-        locked.chmod(0o700)
+    locked.mkdir(mode=0o500)
+    script = (
+        "import sys, mailout\n"
+        f"mailout.configure({{'EMAIL_BACKEND': {FILE_BACKEND!r},"
+        " 'EMAIL_FILE_PATH': sys.argv[1]})\n"
+        "try:\n"
+        "    mailout.get_connection()\n"
+        "except mailout.ImproperlyConfigured as exc:\n"
+        "    sys.exit(print(exc))\n"
+        "sys.exit('no error')\n"
+    )
+    bounded = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    result = subprocess.run(
+        [*bounded, sys.executable, "-c", script, str(locked)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "EMAIL_FILE_PATH" in result.stdout
+    assert "not writable" in result.stdout
 
 
 def test_email_file_path_of_the_wrong_type() -> None:

@@ -13,6 +13,7 @@
         ├── SMTPConnectError      (ConnectionError)  could not connect, or the link dropped
         │   └── ServerDisconnected                   the server closed the connection
         ├── SMTPTimeoutError      (TimeoutError)     connect, reply or message timeout
+        ├── DeliveryUnknownError                     content sent, final reply lost: never resent
         ├── SMTPProtocolError                        a reply that breaks RFC 5321
         ├── SMTPSecurityError                        TLS or AUTH could not be done safely
         │   └── StartTLSNotOfferedError              EMAIL_USE_TLS but no STARTTLS: never downgrade
@@ -40,6 +41,7 @@ __all__ = [
     "AuthenticationError",
     "BadHeaderError",
     "DataRefusedError",
+    "DeliveryUnknownError",
     "ImproperlyConfigured",
     "InvalidAddressError",
     "InvalidMailer",
@@ -121,6 +123,15 @@ class ServerDisconnected(SMTPConnectError):
 
 class SMTPTimeoutError(SMTPError, TimeoutError):
     """The server did not answer in time."""
+
+
+class DeliveryUnknownError(SMTPError):
+    """The message was sent in full, but its final reply never came: it may have been delivered.
+
+    RFC 5321 §4.5.3.2.6 warns that giving up on the end-of-data reply risks duplicates, so a
+    message in this state is never resent automatically; it counts as not sent. Its
+    ``__cause__`` is what cut the reply off (a timeout, a dropped connection, a protocol error).
+    """
 
 
 class SMTPProtocolError(SMTPError):
