@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import zoneinfo
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -46,6 +47,8 @@ DEFAULTS: Final[dict[str, Any]] = {
     "EMAIL_POOL_SIZE": 4,
     "EMAIL_SUBJECT_PREFIX": "[Django] ",
     "EMAIL_USE_LOCALTIME": False,
+    # Django's: the zone of EMAIL_USE_LOCALTIME dates; None means the machine's local time.
+    "TIME_ZONE": None,
     "DEFAULT_CHARSET": "utf-8",
     "DEFAULT_FROM_EMAIL": "webmaster@localhost",
     "SERVER_EMAIL": "root@localhost",
@@ -240,6 +243,16 @@ def _check_people(name: str, value: object) -> list[str]:
     return out
 
 
+def _check_time_zone(name: str, value: object) -> str | None:
+    zone = _check_str(name, value, optional=True)
+    if zone:
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ImproperlyConfigured(f"{name}: unknown time zone {zone!r}") from None
+    return zone or None
+
+
 def _check_pool_size(name: str, value: object) -> int:
     try:
         size = int(str(value))
@@ -261,6 +274,7 @@ _CHECKS: Final[dict[str, Any]] = {
     "EMAIL_SSL_KEYFILE": lambda n, v: _check_str(n, v, optional=True),
     "EMAIL_SSL_CAFILE": lambda n, v: _check_str(n, v, optional=True),
     "EMAIL_FILE_PATH": lambda n, v: _check_str(n, v, optional=True),
+    "TIME_ZONE": _check_time_zone,
     "ADMINS": _check_people,
     "MANAGERS": _check_people,
 }

@@ -8,17 +8,19 @@ header line or a recipient. Turning the result into bytes is the backend's choic
 
 from __future__ import annotations
 
+import datetime
 import email.policy
 import email.utils
 import mimetypes
 import os
 import re
+import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from email.message import EmailMessage as _StdMessage
 from email.message import Message, MIMEPart
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formatdate, make_msgid
+from email.utils import make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
@@ -247,17 +249,23 @@ class EmailMessage:
             # Filled in place: copying a non-multipart payload would decode its 8-bit text.
             self._fill_body(msg)
             return
-        body = MIMEPart(policy=policy)
-        self._fill_body(body)
+        parts: list[Any] = []
+        if self.body:
+            # Django 6.1: an empty body next to alternatives or attachments is left out, so a
+            # reader that prefers text/plain does not show an empty part.
+            body = MIMEPart(policy=policy)
+            self._fill_body(body)
+            parts.append(body)
         if alternatives:
             subtype = getattr(self, "alternative_subtype", "alternative")
-            body = _multipart(policy, subtype, [body, *alternatives])
+            parts = [_multipart(policy, subtype, [*parts, *alternatives])]
         if self.attachments:
-            parts = [self._attachment_part(a, policy) for a in self.attachments]
-            body = _multipart(policy, self.mixed_subtype, [body, *parts])
+            attachments = [self._attachment_part(a, policy) for a in self.attachments]
+            parts = [_multipart(policy, self.mixed_subtype, [*parts, *attachments])]
+        (top,) = parts
         msg["MIME-Version"] = "1.0"
-        msg["Content-Type"] = body["Content-Type"]
-        msg.set_payload(body.get_payload())  # a list of parts: nothing is re-decoded
+        msg["Content-Type"] = top["Content-Type"]
+        msg.set_payload(top.get_payload())  # a list of parts: nothing is re-decoded
 
     def _attachment_part(self, attachment: Any, policy: email.policy.EmailPolicy) -> Message:
         if isinstance(attachment, Message):
@@ -267,20 +275,17 @@ class EmailMessage:
         filename, content, mimetype = attachment
         basetype, _, subtype = mimetype.partition("/")
         part = MIMEPart(policy=policy)
-        if basetype == "message" and subtype == "rfc822":
+        if basetype.lower() == "message":
             if isinstance(content, EmailMessage):
                 content = content.message(policy=policy)
             elif isinstance(content, str | bytes):
                 content = email.message_from_bytes(
                     content.encode() if isinstance(content, str) else content, policy=policy
                 )
-            part.set_content(content)
-        elif isinstance(content, str):
-            part.set_content(content, subtype=subtype, charset=self._charset())
-        elif isinstance(content, bytes):
-            part.set_content(content, basetype, subtype)
+            part.set_content(content, subtype=subtype)
         else:
-            raise MessageTypeError(f"attachment {filename!r}: content must be str or bytes")
+            content, mimetype = leaf_content(content, mimetype, "utf-8", f"attachment {filename!r}")
+            _set_leaf(part, content, mimetype, self._charset())
         if filename:
             part.add_header("Content-Disposition", "attachment", filename=filename)
         else:
@@ -294,7 +299,9 @@ class EmailMessage:
         extra = {}
         for name, value in self.extra_headers.items():
             _check_header_name(name)
-            extra[name.lower()] = (name, check_header_value(name, _header_text(value)))
+            refuse_bcc_header(name)
+            check_header_value(name, _header_text(value))
+            extra[name.lower()] = (name, _header_value(name, value))
         if not isinstance(self.subject, str):
             raise MessageTypeError(f"subject must be a string, not {type(self.subject).__name__}")
         msg["Subject"] = check_header_value("subject", self.subject)
@@ -310,11 +317,11 @@ class EmailMessage:
         parse_address_list(self.bcc, field="bcc")  # checked now: Bcc goes only in the envelope
         for key, header in _ADDRESS_HEADERS.items():
             if key in extra:
-                _set_header(msg, header, _address_header(header, extra[key][1]))
+                _set_header(msg, header, _address_header(header, _header_text(extra[key][1])))
             elif fields[key]:
                 msg[header] = [a.to_stdlib() for a in fields[key]]
         if "date" not in extra:
-            msg["Date"] = formatdate(localtime=settings.EMAIL_USE_LOCALTIME)
+            msg["Date"] = now()
         if "message-id" not in extra:
             msg["Message-ID"] = make_msgid(domain=DNS_NAME.get_fqdn())
         for key, (name, value) in extra.items():
@@ -364,6 +371,37 @@ def _check_decoded_headers(msg: Message) -> None:
                 check_header_value(f"{key} parameter {param}", text)
 
 
+def leaf_content(
+    content: object, mimetype: str, encoding: str, what: str
+) -> tuple[str | bytes, str]:
+    """Django's rule for the content of a leaf part: a text/* type is sent as text (UTF-8 bytes
+    decoded; bytes that are not UTF-8 relabelled application/octet-stream, so they arrive
+    byte for byte), any other type as bytes (text encoded with ``encoding``), its type kept."""
+    if isinstance(content, bytearray | memoryview):
+        content = bytes(content)
+    if mimetype.partition("/")[0].lower() == "text":
+        if isinstance(content, bytes):
+            try:
+                return content.decode(), mimetype
+            except UnicodeDecodeError:
+                return content, DEFAULT_ATTACHMENT_MIME_TYPE
+        if isinstance(content, str):
+            return content, mimetype
+    elif isinstance(content, bytes):
+        return content, mimetype
+    elif isinstance(content, str):
+        return content.encode(encoding), mimetype
+    raise MessageTypeError(f"{what}: content must be str or bytes, not {type(content).__name__}")
+
+
+def _set_leaf(part: MIMEPart, content: str | bytes, mimetype: str, charset: str) -> None:
+    basetype, _, subtype = mimetype.partition("/")
+    if isinstance(content, str):
+        part.set_content(content, subtype=subtype, charset=charset)
+    else:
+        part.set_content(content, basetype, subtype)
+
+
 def _multipart(policy: email.policy.EmailPolicy, subtype: str, parts: list[Any]) -> MIMEPart:
     container = MIMEPart(policy=policy)
     container.set_type(f"multipart/{subtype}")
@@ -375,6 +413,43 @@ def _multipart(policy: email.policy.EmailPolicy, subtype: str, parts: list[Any])
 
 def _header_text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
+
+
+# Fields the standard library formats from a datetime (RFC 5322 §3.3 date-time).
+_DATE_FIELDS = frozenset({"date", "resent-date", "orig-date", "expires"})
+
+
+def _header_value(name: str, value: object) -> object:
+    """What goes to the standard library for an extra header: text, or a datetime for a date
+    field (which the stdlib formats as RFC 5322 requires; ``str()`` of it would not parse)."""
+    if isinstance(value, datetime.datetime) and name.lower() in _DATE_FIELDS:
+        return value
+    return _header_text(value)
+
+
+def refuse_bcc_header(name: str) -> None:
+    """A Bcc header would show the blind copies to every recipient, and be left out of the
+    envelope: refuse it, as Django 6.1 does."""
+    if name.lower() == "bcc":
+        raise InvalidMessageError(
+            'headers: Bcc is not a valid email header. Use the "bcc" argument to specify '
+            "blind carbon copy recipients."
+        )
+
+
+def now() -> datetime.datetime:
+    """The ``Date`` of a new message: UTC (``+0000``, RFC 5322 §3.3; ``-0000`` would mean "zone
+    unknown"), or local time with ``EMAIL_USE_LOCALTIME`` (in ``TIME_ZONE`` when set)."""
+    utc = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    if not settings.EMAIL_USE_LOCALTIME:
+        return utc
+    return utc.astimezone(local_zone())
+
+
+def local_zone() -> datetime.tzinfo | None:
+    """``TIME_ZONE`` (Django's setting, when mailout reads Django's settings) or the machine's."""
+    name = settings.TIME_ZONE
+    return zoneinfo.ZoneInfo(name) if name else None
 
 
 def _address_header(header: str, value: str) -> Any:
@@ -435,13 +510,11 @@ class EmailMultiAlternatives(EmailMessage):
 
     def _alternative_parts(self, policy: email.policy.EmailPolicy) -> list[MIMEPart]:
         parts = []
+        charset = self._charset()
         for content, mimetype in self.alternatives:
-            basetype, _, subtype = mimetype.partition("/")
+            content, mimetype = leaf_content(content, mimetype, charset, "alternative")
             part = MIMEPart(policy=policy)
-            if isinstance(content, str):
-                part.set_content(content, subtype=subtype, charset=self._charset())
-            else:
-                part.set_content(content, basetype, subtype)
+            _set_leaf(part, content, mimetype, charset)
             parts.append(part)
         return parts
 

@@ -25,6 +25,7 @@ the message to the slow path, per message, and counts why in :data:`stats`:
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import itertools
 import logging
@@ -39,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import HeaderRegistry
 from email.message import Message
-from email.utils import formatdate
+from email.utils import format_datetime
 from typing import Any, Final
 
 from mailout._wire.body import AttachmentCache, base64_body, text_body
@@ -60,9 +61,12 @@ from mailout.message import (
     EmailMultiAlternatives,
     _check_header_name,
     _header_text,
+    leaf_content,
+    local_zone,
+    refuse_bcc_header,
 )
 from mailout.utils import DNS_NAME
-from mailout.wireform import _check_wire_form, serialize
+from mailout.wireform import _check_wire_form, build, serialize
 
 __all__ = [
     "WireStats",
@@ -134,7 +138,7 @@ def render(
         stats.record(None)
         return data
     stats.record(reason)
-    data = serialize(message.message(), smtputf8=smtputf8)
+    data = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
     if reason.startswith("refused"):
         log.warning("the fast path refused a message the standard library accepts: %s", reason)
     return data
@@ -164,7 +168,7 @@ def check(message: EmailMessage) -> None:
         ):
             _token(value, what)
     except Fallback:
-        message.message()  # an unusual message: the standard library's checks decide
+        build(message)  # an unusual message: the standard library's checks decide
 
 
 def render_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:
@@ -247,13 +251,21 @@ def _mime_type(mimetype: object, what: str) -> tuple[str, str]:
     return basetype, subtype
 
 
+def _leaf_content(
+    content: object, basetype: str, subtype: str, encoding: str, what: str
+) -> tuple[str | bytes, str]:
+    """Django's str/bytes rule for a leaf part (``message.leaf_content``), type checks first."""
+    if not isinstance(content, str | bytes):
+        raise Fallback(f"{what} content that is neither str nor bytes")
+    return leaf_content(content, f"{basetype}/{subtype}", encoding, what)
+
+
 def _alternative(content: object, mimetype: object, charset: str, raw: list[bytes]) -> bytes:
     basetype, subtype = _mime_type(mimetype, "alternative")
-    if isinstance(content, str):
-        return _text_part(content, subtype, charset, None, raw)  # set_content: always text/*
-    if isinstance(content, bytes) and basetype.lower() != "text":
-        return _bytes_part(content, f"{basetype}/{subtype}", None)
-    raise Fallback("an alternative that is neither text nor non-text bytes")
+    data, mimetype = _leaf_content(content, basetype, subtype, charset, "alternative")
+    if isinstance(data, str):
+        return _text_part(data, subtype, charset, None, raw)
+    return _bytes_part(data, mimetype, None)
 
 
 def _attachment(attachment: object, charset: str, raw: list[bytes]) -> bytes:
@@ -269,8 +281,6 @@ def _attachment(attachment: object, charset: str, raw: list[bytes]) -> bytes:
         check_header_value("attachment filename", filename)
     if not isinstance(content, str | bytes):
         raise Fallback("attachment content that is neither str nor bytes")
-    if isinstance(content, bytes) and basetype.lower() == "text":
-        raise Fallback("a text/* attachment given as bytes")
     cacheable = len(content) >= attachment_cache.min_size
     key = (mimetype, filename, charset)
     if cacheable and (cached := attachment_cache.get(content, *key)) is not None:
@@ -280,10 +290,11 @@ def _attachment(attachment: object, charset: str, raw: list[bytes]) -> bytes:
         return part
     disposition = disposition_field(filename or None)
     before = len(raw)
-    if isinstance(content, str):
-        part = _text_part(content, subtype, charset, disposition, raw)
+    data, mimetype = _leaf_content(content, basetype, subtype, "utf-8", "attachment")
+    if isinstance(data, str):
+        part = _text_part(data, subtype, charset, disposition, raw)
     else:
-        part = _bytes_part(content, mimetype, disposition)
+        part = _bytes_part(data, mimetype, disposition)
     if cacheable:
         attachment_cache.put(content, key, (part, len(raw) > before))
     return part
@@ -343,17 +354,20 @@ def _multipart_body(parts: list[bytes], boundary: str) -> bytes:
 
 _sequence = itertools.count()
 _ids = random.Random()
-_date_cache: tuple[int, bool, str] = (-1, False, "")
+_date_cache: tuple[int, object, str] = (-1, None, "")
 
 
 def _date(localtime: bool) -> str:
     global _date_cache
     second = int(time.time())
+    zone = local_zone() if localtime else datetime.UTC
     cached = _date_cache
-    if cached[0] == second and cached[1] is localtime:
+    if cached[0] == second and cached[1] is zone:
         return cached[2]
-    text = formatdate(second, localtime=localtime)
-    _date_cache = (second, localtime, text)
+    # UTC is "+0000" (RFC 5322 §3.3: "-0000" would say the zone is unknown).
+    moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+    text = format_datetime(moment.astimezone(zone))
+    _date_cache = (second, zone, text)
     return text
 
 
@@ -374,6 +388,7 @@ def _header_fields(message: EmailMessage, utf8: bool) -> list[str]:
     extra: dict[str, tuple[str, str]] = {}
     for name, value in message.extra_headers.items():
         _check_header_name(name)
+        refuse_bcc_header(name)
         extra[name.lower()] = (name, check_header_value(name, _header_text(value)))
     subject = message.subject
     if not isinstance(subject, str):
@@ -435,18 +450,18 @@ def _render(message: EmailMessage, utf8: bool, seed: int | None) -> bytes:
             *fields,
         ]
     else:
-        part = _text_part(body, subtype, charset, None, raw)
+        # Django 6.1: an empty body next to alternatives or attachments is left out.
+        parts = [_text_part(body, subtype, charset, None, raw)] if body else []
         outer, inner = _boundaries(2, raw, seed)
         if alternatives:
             alt = _token(getattr(message, "alternative_subtype", "alternative"), "subtype")
             content_type = type_field(f"multipart/{alt}", boundary=inner)
-            payload = _multipart_body([part, *alternatives], inner)
-            if attachments:
-                part = _leaf([content_type], payload)
+            payload = _multipart_body([*parts, *alternatives], inner)
+            parts = [_leaf([content_type], payload)]
         if attachments:
             mixed = _token(message.mixed_subtype, "mixed_subtype")
             content_type = type_field(f"multipart/{mixed}", boundary=outer)
-            payload = _multipart_body([part, *attachments], outer)
+            payload = _multipart_body([*parts, *attachments], outer)
         top = ["MIME-Version: 1.0", content_type, *fields]
     head = ("\r\n".join(top) + "\r\n\r\n").encode("utf-8" if utf8 else "ascii")
     # The slow path's last line of defence, on the header block (bodies are built line-safe).

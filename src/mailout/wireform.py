@@ -7,6 +7,7 @@ message it writes is checked for what SMTP and RFC 5322 require of the bytes the
 from __future__ import annotations
 
 import email.policy
+import inspect
 from email.message import Message
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from mailout.exceptions import (
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
 
-__all__ = ["MAX_LINE", "serialize", "serialize_message"]
+__all__ = ["MAX_LINE", "build", "serialize", "serialize_message"]
 
 MAX_LINE = 998  # RFC 5322 §2.1.1: the hard limit of a line, CRLF excluded
 
@@ -72,6 +73,33 @@ def _check_line_lengths(data: bytes, linesep: bytes) -> None:
             )
 
 
+def build(message: EmailMessage, *, smtputf8: bool = False) -> Message:
+    """``message.message()`` built with the policy it is sent with, as Django's smtp backend
+    builds it (``message(policy=email.policy.SMTP)``): text encoded as base64 is then in
+    canonical form, with CRLF line breaks (RFC 2045 §6.8), not the default policy's LF."""
+    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    if _takes_policy(type(message)):
+        return message.message(policy=policy)
+    return message.message()  # a subclass's message() of Django's older signature
+
+
+def _takes_policy(cls: type) -> bool:
+    taking = _policy_kind.get(cls)
+    if taking is None:
+        try:
+            parameters = inspect.signature(cls.message).parameters  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            parameters = {}  # type: ignore[assignment]
+        taking = "policy" in parameters or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+        )
+        _policy_kind[cls] = taking
+    return taking
+
+
+_policy_kind: dict[type, bool] = {}
+
+
 def serialize_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:
     """Build and serialise ``message``; refuse if it needs SMTPUTF8 and the receiver lacks it."""
     needs_utf8 = message.needs_smtputf8()
@@ -79,4 +107,4 @@ def serialize_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str 
         raise SMTPUTF8NotSupportedError(
             "the message has a non-ASCII address local part and the server does not offer SMTPUTF8"
         )
-    return serialize(message.message(), smtputf8=needs_utf8, linesep=linesep)
+    return serialize(build(message, smtputf8=needs_utf8), smtputf8=needs_utf8, linesep=linesep)

@@ -591,7 +591,10 @@ def test_any_body_arrives_whole(quiet: QuietServer, body: str) -> None:
     # The body is text: CR, LF and CRLF become one line end, the text itself arrives intact
     # (U+2028, U+0085 and friends are text in a body, not line ends).
     expected = body.replace("\r\n", "\n").replace("\r", "\n")
-    assert received.message.get_content() == expected + ("" if expected.endswith("\n") else "\n")
+    # Inside base64 the text is in canonical form, CRLF (RFC 2045 §6.8): a reader turns that
+    # into its own line ends, as the parser already did for the lines of the message itself.
+    got = received.message.get_content().replace("\r\n", "\n")
+    assert got == expected + ("" if expected.endswith("\n") else "\n")
 
 
 def test_headers_at_the_start_of_the_body_stay_in_the_body(smtp_server: SMTPServer) -> None:

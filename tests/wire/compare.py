@@ -13,7 +13,8 @@ from typing import Any
 from mailout import wire
 from mailout._wire.headers import Fallback
 from mailout.address import parse_address, parse_address_list
-from mailout.message import EmailMessage, serialize
+from mailout.message import EmailMessage
+from mailout.wireform import build, serialize
 
 _FIELD_NAME = re.compile(rb"[!-9;-~]+")  # RFC 5322 §2.2
 _ADDRESS_FIELDS = {"from", "to", "cc", "reply-to", "sender", "bcc"}
@@ -91,6 +92,18 @@ def check_wire(data: bytes, *, smtputf8: bool) -> None:
     if not data.isascii() and not smtputf8:
         declared = re.findall(rb"(?im)^content-transfer-encoding: *8bit\r$", data)
         assert declared, "8-bit bytes but no part is declared 8bit"
+    check_canonical_text(data)
+
+
+def check_canonical_text(data: bytes) -> None:
+    """Text in base64 is in canonical form: every line break CRLF (RFC 2045 §6.8)."""
+    for part in email.message_from_bytes(data, policy=email.policy.SMTP).walk():
+        cte = str(part.get("Content-Transfer-Encoding", "")).lower()
+        if part.get_content_maintype() == "text" and cte == "base64":
+            decoded = part.get_payload(decode=True)
+            assert decoded.count(b"\n") == decoded.count(b"\r\n") == decoded.count(b"\r"), (
+                "base64 text whose line breaks are not CRLF"
+            )
 
 
 @dataclass
@@ -102,7 +115,9 @@ class Outcome:
 def compare(message: EmailMessage, *, smtputf8: bool = False, seed: int | None = 7) -> Outcome:
     """Render with both paths; they must agree on bytes-as-decoded, or both refuse alike."""
     try:
-        slow: bytes | None = serialize(message.message(), smtputf8=smtputf8)
+        # What Django's smtp backend sends: the message built with policy.SMTP (CRLF canonical
+        # form inside base64 text), not message()'s default policy.
+        slow: bytes | None = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
         slow_error: Exception | None = None
     except Exception as exc:
         slow, slow_error = None, exc

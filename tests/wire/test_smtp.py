@@ -6,8 +6,9 @@ import pytest
 
 from mailout import wire
 from mailout.address import parse_address
-from mailout.message import EmailMessage, serialize
+from mailout.message import EmailMessage
 from mailout.smtp import Envelope, SMTPClient
+from mailout.wireform import build, serialize
 from tests.conftest import SMTPServer
 from tests.wire.cases import ATTACHMENTS, make
 from tests.wire.compare import describe
@@ -32,5 +33,5 @@ def test_sent_over_smtp(smtp_server: SMTPServer, message: EmailMessage) -> None:
         client.send(envelope, data)
     (received,) = smtp_server.received
     assert received.data.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
-    slow = serialize(message.message(), smtputf8=smtputf8)
+    slow = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
     assert describe(received.data) == describe(slow)

@@ -4,7 +4,7 @@ The choice of encoding follows the standard library's ``set_content`` (``email.c
 so that both paths agree: text whose lines all fit in 78 octets goes as it is (7bit when ASCII,
 else 8bit); longer lines go quoted-printable or base64, whichever is smaller on the first ten
 lines. Bytes always go base64. Line ends are normalised to CRLF and a text part always ends with
-one, exactly as the standard library does.
+one, exactly as the standard library does under ``policy.SMTP``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ def text_body(text: str, charset: str) -> tuple[str, bytes]:
     lines = data.splitlines()  # bytes.splitlines() breaks at CR, LF and CRLF only, as wanted
     if max(map(len, lines), default=0) <= _MAX_LINE:
         return ("7bit" if data.isascii() else "8bit"), b"\r\n".join(lines) + b"\r\n"
-    plain = b"\n".join(lines) + b"\n"
-    sniff = b"\n".join(lines[:_SNIFF_LINES]) + b"\n"
+    # Base64 carries text in canonical form, CRLF line breaks (RFC 2045 §6.8), as the standard
+    # library writes it under policy.SMTP (Django's smtp backend: message(policy=SMTP)).
+    canonical = b"\r\n".join(lines) + b"\r\n"
+    sniff = b"\r\n".join(lines[:_SNIFF_LINES]) + b"\r\n"
     # The same measure the standard library takes, so both paths pick the same encoding.
     qp_size = len(quoprimime.body_encode(sniff.decode("latin-1"), _MAX_LINE))
     if qp_size > len(binascii.b2a_base64(sniff)):
-        return "base64", base64_body(plain)
+        return "base64", base64_body(canonical)
+    plain = b"\n".join(lines) + b"\n"
     return "quoted-printable", binascii.b2a_qp(plain, istext=True).replace(b"\n", b"\r\n")
 
 
