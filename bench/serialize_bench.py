@@ -43,7 +43,7 @@ SENDER = "Shop <shop@example.com>"
 def _mailout(fast: bool) -> Callable[[str, bytes | None], bytes]:
     import mailout
     from mailout import wire
-    from mailout.message import serialize
+    from mailout.wireform import serialize
 
     def build(to: str, attachment: bytes | None) -> bytes:
         msg = mailout.EmailMultiAlternatives(SUBJECT, TEXT, SENDER, [to])

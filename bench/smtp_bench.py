@@ -50,9 +50,9 @@ from django.conf import settings as django_settings  # noqa: E402
 from tests.servers.sink import SinkServer  # noqa: E402
 
 import mailout  # noqa: E402
-from mailout.message import serialize  # noqa: E402
 from mailout.smtp import Envelope, SMTPClient  # noqa: E402
 from mailout.smtp.pool import PoolOptions, SMTPPool  # noqa: E402
+from mailout.wireform import serialize  # noqa: E402
 
 SENDER = "Example Shop <orders@shop.example.com>"
 SENDER_ADDR = "orders@shop.example.com"

@@ -70,8 +70,8 @@ def test_send_over_smtp_in_a_subprocess(smtp_server: SMTPServer) -> None:
 
 def test_send_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     mailout.configure({"EMAIL_BACKEND": "mailout.backends.locmem.EmailBackend"})
-    assert main(["send", "--to", "not-an-address", "--subject", "s", "--body", "b"]) == 2
-    assert "to: invalid address 'not-an-address'" in capsys.readouterr().err
+    assert main(["send", "--to", "not an address", "--subject", "s", "--body", "b"]) == 2
+    assert "to: Invalid address 'not an address'" in capsys.readouterr().err
     assert mailout.outbox == []
 
 

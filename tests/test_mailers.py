@@ -13,14 +13,33 @@ from mailout.exceptions import InvalidMailer, MailerDoesNotExist
 
 LOCMEM = "mailout.backends.locmem.EmailBackend"
 CONSOLE = "mailout.backends.console.EmailBackend"
+SMTP = "mailout.backends.smtp.EmailBackend"
 
 
 def test_without_mailers_default_comes_from_email_backend() -> None:
     mailout.configure({"EMAIL_BACKEND": LOCMEM})
-    assert isinstance(mailout.mailers["default"], LocmemBackend)
-    assert list(mailout.mailers) == ["default"]
-    with pytest.raises(MailerDoesNotExist, match="'bulk'"):
+    default = mailout.mailers["default"]
+    assert isinstance(default, LocmemBackend)
+    assert default.alias is None  # built from the EMAIL_* settings, as Django does
+    assert isinstance(mailout.mailers.default, LocmemBackend)
+    assert not mailout.mailers.is_configured
+    # MAILERS itself is empty: Django 6.1's mailers list and hold what MAILERS defines.
+    assert list(mailout.mailers) == []
+    assert "default" not in mailout.mailers
+    with pytest.raises(MailerDoesNotExist, match="The mailer 'bulk' is not configured"):
         mailout.mailers["bulk"]
+    assert mailout.mailers.get("bulk") is None
+    assert mailout.mailers.get("bulk", "fallback") == "fallback"
+
+
+def test_empty_mailers_means_no_mailers() -> None:
+    mailout.configure({"MAILERS": {}, "EMAIL_BACKEND": LOCMEM})
+    assert mailout.mailers.is_configured
+    with pytest.raises(MailerDoesNotExist, match="The mailer 'default' is not configured"):
+        _ = mailout.mailers.default
+    with pytest.raises(MailerDoesNotExist):
+        mailout.send_mail("s", "b", "f@example.com", ["t@example.com"])
+    assert mailout.outbox == []
 
 
 def test_mailers_alias_and_options() -> None:
@@ -36,6 +55,7 @@ def test_mailers_alias_and_options() -> None:
     debug = mailout.mailers["debug"]
     assert isinstance(debug, ConsoleBackend)
     assert debug.stream is stream
+    assert debug.alias == "debug"
     assert mailout.mailers["debug"] is not debug  # a new backend per lookup
     assert "debug" in mailout.mailers
     assert "nope" not in mailout.mailers
@@ -77,26 +97,29 @@ def test_using_unknown_alias() -> None:
 
 def test_using_with_connection_is_refused() -> None:
     mailout.configure({"MAILERS": {"default": {"BACKEND": LOCMEM}}})
-    with pytest.raises(TypeError, match="not both"):
+    with pytest.raises(TypeError, match="'connection' is not compatible with 'using'"):
         mailout.send_mail(
             "s",
             "b",
             "f@example.com",
             ["t@example.com"],
-            connection=mailout.get_connection(LOCMEM),
+            connection=LocmemBackend(),
             using="default",
         )
+    assert mailout.outbox == []
 
 
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
         ("not a dict", "expected a mapping"),
-        ({"OPTIONS": {}}, "BACKEND is required"),
+        ({"OPTIONS": {}}, "OPTIONS must define 'host'"),  # BACKEND defaults to smtp
         ({"BACKEND": LOCMEM, "OPTOINS": {}}, "unknown keys"),
         ({"BACKEND": LOCMEM, "OPTIONS": []}, "OPTIONS"),
-        ({"BACKEND": "no.such.Backend"}, "cannot import"),
-        ({"BACKEND": "mailout.backends.smtp.EmailBackend", "OPTIONS": {"hots": "x"}}, "hots"),
+        ({"BACKEND": "no.such.Backend"}, "Could not find BACKEND 'no.such.Backend'"),
+        ({"BACKEND": SMTP, "OPTIONS": {"hots": "x"}}, "Unknown options 'hots'"),
+        ({"BACKEND": SMTP, "OPTIONS": {"host": "x", "alias": "y"}}, "must not define 'alias'"),
+        ({"BACKEND": SMTP, "OPTIONS": {"host": "x", "use_ssl": 1, "use_tls": 1}}, "incompat"),
     ],
 )
 def test_invalid_mailer(entry: object, problem: str) -> None:
@@ -109,4 +132,6 @@ def test_invalid_mailer(entry: object, problem: str) -> None:
 def test_get_connection_uses_default_mailer_when_mailers_set() -> None:
     mailout.configure({"MAILERS": {"default": {"BACKEND": LOCMEM}}, "EMAIL_BACKEND": CONSOLE})
     assert isinstance(mailout.get_connection(), LocmemBackend)
-    assert isinstance(mailout.get_connection(CONSOLE), ConsoleBackend)
+    assert mailout.get_connection().alias == "default"
+    with pytest.raises(RuntimeError, match=r"get_connection\(backend, ...\) is not supported"):
+        mailout.get_connection(CONSOLE)

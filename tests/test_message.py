@@ -12,8 +12,8 @@ import pytest
 
 import mailout
 from mailout import EmailAlternative, EmailAttachment, EmailMessage, EmailMultiAlternatives
-from mailout.message import serialize
 from mailout.utils import DNS_NAME
+from mailout.wireform import serialize
 
 
 def wire(message: EmailMessage) -> StdMessage:
@@ -144,7 +144,7 @@ def test_alternatives_and_body_contains() -> None:
     assert parsed.get_content_type() == "multipart/alternative"
     types = [p.get_content_type() for p in parsed.iter_parts()]
     assert types == ["text/plain", "text/html", "application/x-thing"]
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="Both content and mimetype must be provided"):
         message.attach_alternative(None, "text/html")  # type: ignore[arg-type]
 
 

@@ -726,7 +726,8 @@ def test_file_backend_email_file_path_setting(tmp_path: Path) -> None:
     assert parsed["Subject"] == "From settings"
 
 
-def test_file_backend_new_file_per_opened_session(tmp_path: Path) -> None:
+def test_file_backend_one_file_per_backend_reused_across_sessions(tmp_path: Path) -> None:
+    """Django 6.1: a backend keeps its file across close() and open()."""
     connection = mailout.get_connection(
         "mailout.backends.filebased.EmailBackend", file_path=tmp_path
     )
@@ -738,15 +739,16 @@ def test_file_backend_new_file_per_opened_session(tmp_path: Path) -> None:
     connection.open()
     connection.send_messages(_messages(1))
     connection.close()
-    assert len(_files(tmp_path)) == 2
+    connection.send_messages(_messages(1))  # an implicit session: the same file again
+    (log,) = _files(tmp_path)
+    assert log.read_bytes().count(b"\n" + b"-" * 79 + b"\n") == 4
 
 
-def test_file_backend_each_implicit_session_is_a_new_file(tmp_path: Path) -> None:
-    connection = mailout.get_connection(
-        "mailout.backends.filebased.EmailBackend", file_path=tmp_path
-    )
-    connection.send_messages(_messages(1))
-    connection.send_messages(_messages(1))
+def test_file_backend_each_backend_is_a_new_file(tmp_path: Path) -> None:
+    for _ in range(2):
+        mailout.get_connection(
+            "mailout.backends.filebased.EmailBackend", file_path=tmp_path
+        ).send_messages(_messages(1))
     assert len(_files(tmp_path)) == 2
 
 
@@ -765,9 +767,14 @@ def test_locmem_outbox_holds_email_message_instances() -> None:
     sent = EmailMessage("Kept", "b", "f@example.com", ["t@example.com"])
     sent.send()
     mailout.send_mail("Other", "b", "f@example.com", ["t@example.com"])
-    assert mailout.outbox[0] is sent
+    # A copy, as Django 6.1 keeps: later edits of the message do not change what was sent.
+    assert mailout.outbox[0] is not sent
+    sent.subject = "Changed"
+    sent.to.append("late@example.com")
     assert all(isinstance(m, EmailMessage) for m in mailout.outbox)
     assert [m.subject for m in mailout.outbox] == ["Kept", "Other"]
+    assert mailout.outbox[0].to == ["t@example.com"]
+    assert [m.sent_using for m in mailout.outbox] == [None, None]  # type: ignore[attr-defined]
 
 
 # -- Dummy backend -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from mailout.exceptions import (
     MailoutError,
     MessageTypeError,
 )
-from mailout.mailers import mailers
+from mailout.mailers import DEFAULT_MAILER_ALIAS, check_arguments, get_connection, mailers
 from mailout.message import (
     DEFAULT_ATTACHMENT_MIME_TYPE,
     EmailAlternative,
@@ -30,7 +30,7 @@ from mailout.message import (
     SafeMIMEText,
     forbid_multi_line_headers,
 )
-from mailout.utils import DNS_NAME, CachedDnsName, import_string
+from mailout.utils import DNS_NAME, CachedDnsName
 
 if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
@@ -39,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "DEFAULT_MAILER_ALIAS",
     "DNS_NAME",
     "BadHeaderError",
     "CachedDnsName",
@@ -73,23 +74,6 @@ __all__ = [
 outbox: list[EmailMessage] = []
 
 
-def get_connection(
-    backend: str | None = None, fail_silently: bool = False, **kwds: Any
-) -> BaseEmailBackend:
-    """A backend instance: ``backend`` (a dotted path) or the configured default.
-
-    Other keyword arguments go to the backend's constructor.
-    """
-    if backend is None:
-        if settings.MAILERS:
-            return mailers.create("default", fail_silently=fail_silently, **kwds)
-        backend, where = settings.EMAIL_BACKEND, "EMAIL_BACKEND"
-    else:
-        where = "backend"
-    backend_class = import_string(backend, setting=where)
-    return backend_class(fail_silently=fail_silently, **kwds)  # type: ignore[no-any-return]
-
-
 def _backend(
     connection: BaseEmailBackend | None,
     using: str | None,
@@ -97,12 +81,16 @@ def _backend(
     auth_user: str | None = None,
     auth_password: str | None = None,
 ) -> BaseEmailBackend:
+    """The backend of a sending function: refuse conflicting arguments, then look it up."""
+    check_arguments(
+        using=using,
+        connection=connection,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
     if using is not None:
-        if connection is not None:
-            raise MessageTypeError("give using= or connection=, not both")
-        if auth_user is not None or auth_password is not None:
-            raise MessageTypeError("auth_user/auth_password cannot be combined with using=")
-        return mailers.create(using, fail_silently=fail_silently)
+        return mailers[using]
     if connection is not None:
         return connection
     credentials = {}
@@ -215,6 +203,7 @@ def _site_mail(
     html_message: str | None,
     using: str | None,
 ) -> EmailMultiAlternatives | None:
+    check_arguments(using=using, connection=connection, fail_silently=fail_silently)
     recipients = getattr(settings, setting)
     if not recipients:
         return None
@@ -240,7 +229,7 @@ def mail_admins(
 ) -> int:
     """Send to ``ADMINS`` from ``SERVER_EMAIL``, subject prefixed; nothing if ADMINS is empty."""
     mail = _site_mail("ADMINS", subject, message, fail_silently, connection, html_message, using)
-    return mail.send(fail_silently=fail_silently) if mail else 0
+    return mail.send() if mail else 0
 
 
 def mail_managers(
@@ -254,7 +243,7 @@ def mail_managers(
 ) -> int:
     """Like mail_admins(), to ``MANAGERS``."""
     mail = _site_mail("MANAGERS", subject, message, fail_silently, connection, html_message, using)
-    return mail.send(fail_silently=fail_silently) if mail else 0
+    return mail.send() if mail else 0
 
 
 async def amail_admins(
@@ -267,7 +256,7 @@ async def amail_admins(
     using: str | None = None,
 ) -> int:
     mail = _site_mail("ADMINS", subject, message, fail_silently, connection, html_message, using)
-    return await mail.asend(fail_silently=fail_silently) if mail else 0
+    return await mail.asend() if mail else 0
 
 
 async def amail_managers(
@@ -280,7 +269,7 @@ async def amail_managers(
     using: str | None = None,
 ) -> int:
     mail = _site_mail("MANAGERS", subject, message, fail_silently, connection, html_message, using)
-    return await mail.asend(fail_silently=fail_silently) if mail else 0
+    return await mail.asend() if mail else 0
 
 
 def __getattr__(name: str) -> Any:

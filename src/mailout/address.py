@@ -18,8 +18,15 @@ from functools import lru_cache
 from typing import Final
 
 from mailout.exceptions import BadHeaderError, InvalidAddressError, MessageTypeError
+from mailout.utils import lazy_text
 
-__all__ = ["Address", "check_header_value", "parse_address", "parse_address_list"]
+__all__ = [
+    "Address",
+    "check_header_name",
+    "check_header_value",
+    "parse_address",
+    "parse_address_list",
+]
 
 # Characters that end or split a header line; NUL is refused too since no MTA handles it sanely.
 # Besides CR and LF, Python's str.splitlines() (which the email package uses) also breaks lines
@@ -39,6 +46,18 @@ _PLAIN_ADDRESS: Final = re.compile(_PLAIN)
 _NAMED_ADDRESS: Final = re.compile(rf"({_ATEXT}(?: {_ATEXT})*) <({_PLAIN})>")
 
 
+# RFC 5322 §2.2: a field name is printable US-ASCII except the colon. Longer than 76 characters,
+# "Name: " alone would overflow the recommended 78-character line.
+_HEADER_NAME: Final = re.compile(r"[!-9;-~]{1,76}")
+
+
+def check_header_name(name: object) -> str:
+    """Return ``name``, or raise BadHeaderError if it is not a valid header field name."""
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise BadHeaderError(f"header name {name!r} is not a valid RFC 5322 field name")
+    return name
+
+
 def check_header_value(field: str, value: str) -> str:
     """Return ``value`` unchanged, or raise BadHeaderError if it could start a new header line.
 
@@ -46,10 +65,15 @@ def check_header_value(field: str, value: str) -> str:
     and would write a line break hidden in ``=?utf-8?q?=0D=0A?=`` out raw.
     """
     if _FORBIDDEN.search(value) or ("=?" in value and _FORBIDDEN.search(_decoded(value))):
-        raise BadHeaderError(
-            f"{field}: header values can't contain newlines or NUL (got {value!r})"
-        )
+        raise BadHeaderError(f"{field}: {NO_NEWLINES} (got {value!r})")
     return value
+
+
+# The standard library's wording (which Django 6.1 lets through), so code matching it works.
+NO_NEWLINES: Final = (
+    "Header values may not contain linefeed or carriage return characters (nor NUL or other "
+    "line breaks)"
+)
 
 
 def _decoded(value: str) -> str:
@@ -94,6 +118,9 @@ def encode_domain(domain: str, *, field: str) -> str:
         raise InvalidAddressError(f"{field}: domain {domain!r} cannot be IDNA-encoded") from None
 
 
+_LOCAL_PART_ONLY: Final = "addr-spec local part with no domain"
+
+
 @lru_cache(maxsize=4096)
 def _parse(value: str, field: str) -> Address:
     try:
@@ -101,18 +128,24 @@ def _parse(value: str, field: str) -> Address:
         addresses = header.addresses  # type: ignore[attr-defined]
         groups = header.groups  # type: ignore[attr-defined]
     except Exception:  # the stdlib parser raises IndexError and friends on some garbage
-        raise InvalidAddressError(f"{field}: invalid address {value!r}") from None
+        raise InvalidAddressError(f"{field}: Invalid address {value!r}") from None
     if len(addresses) != 1 or len(groups) != 1 or groups[0].display_name is not None:
-        raise InvalidAddressError(f"{field}: {value!r} is not a single email address")
-    # A non-ASCII local part is legal with SMTPUTF8 (RFC 6531); every other defect is not.
-    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+        raise InvalidAddressError(f"{field}: Invalid address {value!r}: not a single email address")
+    # A non-ASCII local part is legal with SMTPUTF8 (RFC 6531), and a local part alone is
+    # accepted as Django accepts it (#15042: some servers deliver it locally); every other
+    # defect is not.
+    defects = [
+        d
+        for d in header.defects
+        if not isinstance(d, NonASCIILocalPartDefect) and str(d) != _LOCAL_PART_ONLY
+    ]
     if defects:
-        raise InvalidAddressError(f"{field}: invalid address {value!r} ({defects[0]})")
+        raise InvalidAddressError(f"{field}: Invalid address {value!r} ({defects[0]})")
     parsed = addresses[0]
     if not parsed.username:
-        raise InvalidAddressError(f"{field}: invalid address {value!r} (no local part)")
-    if not parsed.domain:
-        raise InvalidAddressError(f"{field}: invalid address {value!r} (no domain)")
+        raise InvalidAddressError(f"{field}: Invalid address {value!r} (no local part)")
+    if not parsed.domain and "@" in value:
+        raise InvalidAddressError(f"{field}: Invalid address {value!r} (no domain)")
     address = Address(
         display_name=parsed.display_name,
         local_part=parsed.username,
@@ -129,8 +162,10 @@ def _parse(value: str, field: str) -> Address:
 def parse_address(value: object, *, field: str) -> Address:
     """Parse one address such as ``a@example.com`` or ``Ann <a@example.com>``.
 
-    Also accepts a ``(display name, address)`` pair, as Django does.
+    Also accepts a ``(display name, address)`` pair and a lazy string (Django's
+    ``gettext_lazy``), as Django does, and a local part alone (``"webmaster"``).
     """
+    value = lazy_text(value)
     if isinstance(value, tuple | list) and len(value) == 2:
         name, addr = value
         if not isinstance(name, str) or not isinstance(addr, str):
@@ -147,9 +182,11 @@ def parse_address(value: object, *, field: str) -> Address:
         quick = _quick(value)
         if quick is not None:
             return quick
+    if _FORBIDDEN.search(value):
+        raise BadHeaderError(f"{field}: Invalid address {value!r}: {NO_NEWLINES}")
     check_header_value(field, value)
     if not value.strip():
-        raise InvalidAddressError(f"{field}: empty address")
+        raise InvalidAddressError(f"{field}: Invalid address: empty")
     return _parse(value, field)
 
 

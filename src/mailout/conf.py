@@ -17,8 +17,9 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailout.exceptions import ImproperlyConfigured
+from mailout.utils import lazy_text
 
-__all__ = ["DEFAULTS", "configure", "settings"]
+__all__ = ["DEFAULTS", "configure", "is_set", "settings"]
 
 BACKENDS: Final = {
     "smtp": "mailout.backends.smtp.EmailBackend",
@@ -87,6 +88,20 @@ def _from_url(url: object, name: str) -> object:
     if not isinstance(url, str) or not url:
         return _MISSING
     return parse_email_url(url).get(name, _MISSING)
+
+
+def is_set(name: str) -> bool:
+    """Whether setting ``name`` is given anywhere (source, environment, ``EMAIL_URL``), as
+    opposed to taking its default: ``MAILERS = {}`` is set (no mailers), a missing one is not."""
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    source = _source
+    if _from_source(source, name) is not _MISSING or name in os.environ:
+        return True
+    url = _from_source(source, "EMAIL_URL")
+    if url is _MISSING:
+        url = os.environ.get("EMAIL_URL", _MISSING)
+    return _from_url(url, name) is not _MISSING
 
 
 def raw(name: str) -> object:
@@ -225,21 +240,20 @@ def _check_str(name: str, value: object, *, optional: bool = False) -> str | Non
 
 
 def _check_people(name: str, value: object) -> list[str]:
-    """ADMINS / MANAGERS: addresses, or Django's older ``(name, address)`` pairs."""
-    if isinstance(value, str):
-        raise ImproperlyConfigured(f"{name}: expected a list of addresses, got a string")
+    """ADMINS / MANAGERS: addresses (lazy strings too), or Django's older ``(name, address)``
+    pairs, whose address is kept."""
+    wrong = f"{name}: The {name} setting must be a list of email address strings."
     if not isinstance(value, list | tuple):
-        raise ImproperlyConfigured(f"{name}: expected a list of addresses, got {value!r}")
+        raise ImproperlyConfigured(f"{wrong} Got {value!r}.")
     out = []
     for item in value:
+        item = lazy_text(item)
         if isinstance(item, str):
             out.append(item)
         elif isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], str):
             out.append(item[1])
         else:
-            raise ImproperlyConfigured(
-                f"{name}: each entry must be an address or a (name, address) pair, got {item!r}"
-            )
+            raise ImproperlyConfigured(f"{wrong} Got the entry {item!r}.")
     return out
 
 

@@ -5,8 +5,10 @@
     ├── InvalidAddressError       (ValueError)   an address that does not parse or encode
     ├── InvalidMessageError       (ValueError)   a message field with a bad value
     ├── MessageTypeError          (TypeError)    a message field of the wrong type
+    ├── ConflictingArgumentsError (TypeError)    using= with connection=, fail_silently= …
     ├── AttachmentNotFoundError   (FileNotFoundError)  attach_file() of a missing file
-    ├── ImproperlyConfigured      (ValueError)   a setting or backend option with a bad value
+    ├── ImproperlyConfigured      (ValueError, and Django's ImproperlyConfigured when installed)
+    │                                            a setting or backend option with a bad value
     │   └── InvalidMailer                        a MAILERS entry that cannot be built
     │       └── MailerDoesNotExist (KeyError)    mailers["alias"] for an alias not in MAILERS
     └── SMTPError                 (smtplib.SMTPException, so Django-era handlers still catch it)
@@ -16,7 +18,8 @@
         ├── DeliveryUnknownError                     content sent, final reply lost: never resent
         ├── SMTPProtocolError                        a reply that breaks RFC 5321
         ├── SMTPSecurityError                        TLS or AUTH could not be done safely
-        │   └── StartTLSNotOfferedError              EMAIL_USE_TLS but no STARTTLS: never downgrade
+        │   ├── StartTLSNotOfferedError              EMAIL_USE_TLS but no STARTTLS: never downgrade
+        │   └── SMTPTLSError      (ssl.SSLError)     the TLS handshake or a certificate failed
         ├── SMTPUTF8NotSupportedError                a non-ASCII address, a server without SMTPUTF8
         └── ReplyError                               the server refused a command; carries .reply
             ├── SenderRefusedError                   MAIL FROM refused
@@ -29,8 +32,10 @@ No message, repr or ``args`` of any of these ever holds a password or an AUTH li
 
 from __future__ import annotations
 
+import importlib.util
 import smtplib
-from collections.abc import Mapping
+import ssl
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,6 +45,7 @@ __all__ = [
     "AttachmentNotFoundError",
     "AuthenticationError",
     "BadHeaderError",
+    "ConflictingArgumentsError",
     "DataRefusedError",
     "DeliveryUnknownError",
     "ImproperlyConfigured",
@@ -55,6 +61,7 @@ __all__ = [
     "SMTPError",
     "SMTPProtocolError",
     "SMTPSecurityError",
+    "SMTPTLSError",
     "SMTPTimeoutError",
     "SMTPUTF8NotSupportedError",
     "SenderRefusedError",
@@ -87,19 +94,70 @@ class AttachmentNotFoundError(MailoutError, FileNotFoundError):
     """``attach_file()`` was given a path that does not exist."""
 
 
-class ImproperlyConfigured(MailoutError, ValueError):
-    """A setting or backend option has a value mailout cannot use."""
+def _django_bases() -> tuple[type[Exception], ...]:
+    """Django's ImproperlyConfigured, when Django is installed: a Django project's code that
+    catches ``django.core.exceptions.ImproperlyConfigured`` then catches mailout's too."""
+    if importlib.util.find_spec("django") is None:
+        return ()
+    try:
+        from django.core.exceptions import (  # type: ignore[import-untyped]
+            ImproperlyConfigured as DjangoImproperlyConfigured,
+        )
+    except Exception:  # a broken or partial Django install: mailout works without it
+        return ()
+    return (DjangoImproperlyConfigured,)
+
+
+class ImproperlyConfigured(MailoutError, ValueError, *_django_bases()):  # type: ignore[misc]
+    """A setting or backend option has a value mailout cannot use.
+
+    Also a ``ValueError``, and, when Django is installed, Django's ``ImproperlyConfigured``.
+    """
+
+
+class ConflictingArgumentsError(MailoutError, TypeError):
+    """Arguments that exclude each other, such as ``using=`` with ``connection=``."""
 
 
 class InvalidMailer(ImproperlyConfigured):
-    """A ``MAILERS`` entry that cannot be turned into a backend."""
+    """A ``MAILERS`` entry that cannot be turned into a backend.
+
+    With ``alias``, the message starts with ``MAILERS['alias']:``, as Django's does.
+    """
+
+    def __init__(self, message: str, *, alias: str | None = None) -> None:
+        if alias is not None:
+            message = f"MAILERS[{alias!r}]: {message}"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.args[0],))
 
 
 class MailerDoesNotExist(InvalidMailer, KeyError):
-    """``mailers[alias]`` or ``using=alias`` named an alias that ``MAILERS`` does not define."""
+    """``mailers[alias]`` or ``using=alias`` named an alias that ``MAILERS`` does not define.
+
+    Raised for nothing else (Django's rule), so code may catch it to mean "not configured".
+    """
+
+    def __init__(self, *, alias: str, known: Iterable[str] = ()) -> None:
+        names = ", ".join(repr(name) for name in known)
+        defined = f"MAILERS defines {names}" if names else "MAILERS defines no mailers"
+        super().__init__(f"The mailer '{alias}' is not configured. {defined}.")
+        self.alias = alias
 
     def __str__(self) -> str:  # KeyError would repr() the message and add quotes
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, vars(self)))
+
+
+def _rebuild(cls: type[Exception], args: tuple[object, ...], state: dict[str, object]) -> Exception:
+    error = Exception.__new__(cls)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 class SMTPError(MailoutError, smtplib.SMTPException):
@@ -144,6 +202,13 @@ class SMTPSecurityError(SMTPError):
 
 class StartTLSNotOfferedError(SMTPSecurityError):
     """STARTTLS was required but the server does not offer it (never silently downgrade)."""
+
+
+class SMTPTLSError(SMTPSecurityError, ssl.SSLError):
+    """TLS could not be set up: the handshake failed or the certificate did not verify.
+
+    Also an ``ssl.SSLError``, which is what Django's smtp backend lets through.
+    """
 
 
 class SMTPUTF8NotSupportedError(SMTPError):

@@ -2,8 +2,9 @@
 
 ``message()`` builds a ``email.message.EmailMessage`` (the modern stdlib API). Every header
 value, name, address and attachment file name is checked on the way in, so no input can add a
-header line or a recipient. Turning the result into bytes is the backend's choice (see
-:func:`serialize`), since only the backend knows whether the receiver speaks SMTPUTF8.
+header line or a recipient. Turning the result into bytes is the backend's choice
+(``mailout.wire``, ``mailout.wireform``): only the backend knows if the receiver speaks SMTPUTF8.
+This module imports no backend: a message looks its backend up when it is sent.
 """
 
 from __future__ import annotations
@@ -13,31 +14,43 @@ import email.policy
 import email.utils
 import mimetypes
 import os
-import re
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from email.message import EmailMessage as _StdMessage
 from email.message import Message, MIMEPart
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.utils import make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from mailout.address import Address, check_header_value, parse_address, parse_address_list
+from mailout.address import (
+    Address,
+    check_header_name,
+    check_header_value,
+    parse_address,
+    parse_address_list,
+)
 from mailout.conf import settings
 from mailout.exceptions import (
     AttachmentNotFoundError,
-    BadHeaderError,
     InvalidMessageError,
     MailoutError,
     MessageTypeError,
 )
-from mailout.utils import DNS_NAME
-from mailout.wireform import serialize, serialize_message
+from mailout.utils import DNS_NAME, lazy_text
 
 if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
+
+# Django's pre-6.1 helpers, importable from here as from django.core.mail.message (with the
+# stdlib class SafeMIMEText builds on, which Django's module also exposes).
+from email.mime.text import MIMEText  # noqa: F401
+
+from mailout._compat import (
+    SafeMIMEMultipart,
+    SafeMIMEText,
+    forbid_multi_line_headers,
+    sanitize_address,
+)
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
@@ -48,14 +61,10 @@ __all__ = [
     "SafeMIMEMultipart",
     "SafeMIMEText",
     "forbid_multi_line_headers",
-    "serialize",
-    "serialize_message",
+    "sanitize_address",
 ]
 
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
-# RFC 5322 §2.2: a field name is printable US-ASCII except the colon. Longer than 76 characters,
-# "Name: " alone would overflow the recommended 78-character line.
-_HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
 _ADDRESS_HEADERS = {"from": "From", "to": "To", "cc": "Cc", "reply-to": "Reply-To"}
 
 
@@ -68,20 +77,6 @@ class EmailAttachment(NamedTuple):
 class EmailAlternative(NamedTuple):
     content: str | bytes
     mimetype: str
-
-
-def forbid_multi_line_headers(
-    name: str, value: str, encoding: str | None = None
-) -> tuple[str, str]:
-    """Django's helper: refuse a header whose name or value could start a new header line."""
-    _check_header_name(name)
-    return name, check_header_value(name, str(value))
-
-
-def _check_header_name(name: object) -> str:
-    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-        raise BadHeaderError(f"header name {name!r} is not a valid RFC 5322 field name")
-    return name
 
 
 def _address_list(value: object, field: str) -> list[str]:
@@ -139,23 +134,31 @@ class EmailMessage:
     # -- sending ---------------------------------------------------------------------------
 
     def get_connection(self, fail_silently: bool = False) -> BaseEmailBackend:
-        from mailout import get_connection
+        """The backend ``send()`` uses without ``using=``: ``connection``, else a new default one.
 
-        if not self.connection:
-            self.connection = get_connection(fail_silently=fail_silently)
-        return self.connection
+        A new one each time: caching it on the message would tie later sends to it (Django
+        6.1 dropped this undocumented method; a subclass's override is still honoured).
+        """
+        from mailout.mailers import get_connection  # backends are looked up when sending
+
+        if self.connection is not None:
+            return self.connection
+        return get_connection(fail_silently=fail_silently)
 
     def _backend_for(self, fail_silently: bool, using: str | None) -> BaseEmailBackend:
-        if using is None:
-            return self.get_connection(fail_silently)
-        if self.connection is not None:
-            raise MessageTypeError("send(): give using= or a connection, not both")
-        from mailout.mailers import mailers
+        from mailout.mailers import check_arguments, mailers
 
-        return mailers.create(using, fail_silently=fail_silently)
+        check_arguments(using=using, connection=self.connection, fail_silently=fail_silently)
+        if using is not None:
+            return mailers[using]
+        return self.get_connection(fail_silently)
 
     def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
-        """Send this message; return 1 if it was sent, 0 if not (or if it has no recipients)."""
+        """Send this message; return 1 if it was sent, 0 if not (or if it has no recipients).
+
+        ``using`` names a ``MAILERS`` alias; without it the message goes through its
+        ``connection``, else the default backend (``fail_silently`` applies to that one only).
+        """
         if not self.recipients():
             return 0
         return self._backend_for(fail_silently, using).send_messages([self])
@@ -182,11 +185,14 @@ class EmailMessage:
         """Attach a MIME part, or filename, content and mimetype (the type guessed if omitted)."""
         if isinstance(filename, Message):
             if content is not None or mimetype is not None:
-                raise MessageTypeError("attach(): content and mimetype must be omitted for a part")
+                raise InvalidMessageError(
+                    "attach(): content and mimetype must not be given when a MIMEPart instance "
+                    "is provided."
+                )
             self.attachments.append(filename)
             return
         if content is None:
-            raise MessageTypeError("attach(): content is required")
+            raise InvalidMessageError("attach(): content must be provided.")
         if filename is not None:
             if not isinstance(filename, str):
                 raise MessageTypeError("attach(): filename must be a string")
@@ -235,9 +241,10 @@ class EmailMessage:
         return self.encoding or settings.DEFAULT_CHARSET
 
     def _fill_body(self, part: MIMEPart) -> None:
-        if not isinstance(self.body, str):
-            raise MessageTypeError(f"body must be a string, not {type(self.body).__name__}")
-        part.set_content(self.body, subtype=self.content_subtype, charset=self._charset())
+        body = lazy_text(self.body)
+        if not isinstance(body, str):
+            raise MessageTypeError(f"body must be a string, not {type(body).__name__}")
+        part.set_content(body, subtype=self.content_subtype, charset=self._charset())
 
     def _alternative_parts(self, policy: email.policy.EmailPolicy) -> list[MIMEPart]:
         return []
@@ -250,7 +257,7 @@ class EmailMessage:
             self._fill_body(msg)
             return
         parts: list[Any] = []
-        if self.body:
+        if lazy_text(self.body):
             # Django 6.1: an empty body next to alternatives or attachments is left out, so a
             # reader that prefers text/plain does not show an empty part.
             body = MIMEPart(policy=policy)
@@ -298,15 +305,14 @@ class EmailMessage:
     def _set_headers(self, msg: _StdMessage) -> None:
         extra = {}
         for name, value in self.extra_headers.items():
-            _check_header_name(name)
+            check_header_name(name)
             refuse_bcc_header(name)
             check_header_value(name, _header_text(value))
             extra[name.lower()] = (name, _header_value(name, value))
-        if not isinstance(self.subject, str):
-            raise MessageTypeError(f"subject must be a string, not {type(self.subject).__name__}")
-        msg["Subject"] = check_header_value("subject", self.subject)
-        if not isinstance(self.from_email, str):
-            raise MessageTypeError("from_email must be a string")
+        subject = lazy_text(self.subject)
+        if not isinstance(subject, str):
+            raise MessageTypeError(f"subject must be a string, not {type(subject).__name__}")
+        msg["Subject"] = check_header_value("subject", subject)
         sender = parse_address(self.from_email, field="from_email")
         fields = {
             "from": [sender],
@@ -492,7 +498,9 @@ class EmailMultiAlternatives(EmailMessage):
     def attach_alternative(self, content: str | bytes, mimetype: str) -> None:
         """Add another rendering of the body, e.g. ``attach_alternative(html, "text/html")``."""
         if content is None or mimetype is None:
-            raise MessageTypeError("attach_alternative(): both content and mimetype are required")
+            raise InvalidMessageError(
+                "attach_alternative(): Both content and mimetype must be provided."
+            )
         check_header_value("alternative mimetype", mimetype)
         if "/" not in mimetype:
             raise InvalidMessageError(f"attach_alternative(): {mimetype!r} is not type/subtype")
@@ -517,19 +525,3 @@ class EmailMultiAlternatives(EmailMessage):
             _set_leaf(part, content, mimetype, charset)
             parts.append(part)
         return parts
-
-
-class SafeMIMEText(MIMEText):
-    """Django's pre-6.0 MIMEText that refuses headers holding newlines (kept for old code)."""
-
-    def __setitem__(self, name: str, val: Any) -> None:
-        forbid_multi_line_headers(name, str(val))
-        super().__setitem__(name, val)
-
-
-class SafeMIMEMultipart(MIMEMultipart):
-    """Django's pre-6.0 MIMEMultipart that refuses headers holding newlines (kept for old code)."""
-
-    def __setitem__(self, name: str, val: Any) -> None:
-        forbid_multi_line_headers(name, str(val))
-        super().__setitem__(name, val)

@@ -10,7 +10,20 @@ from typing import Any
 
 from mailout.exceptions import ImproperlyConfigured
 
-__all__ = ["DNS_NAME", "CachedDnsName", "import_string", "is_loopback"]
+__all__ = ["DNS_NAME", "CachedDnsName", "import_string", "is_loopback", "lazy_text"]
+
+
+def lazy_text(value: object) -> object:
+    """``str(value)`` for a lazy string (Django's ``gettext_lazy`` and friends), else ``value``.
+
+    Recognised by its class, ``django.utils.functional.Promise``, without importing Django.
+    """
+    if isinstance(value, str):
+        return value
+    for cls in type(value).__mro__:
+        if cls.__name__ == "Promise" and cls.__module__ == "django.utils.functional":
+            return str(value)
+    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -24,26 +37,34 @@ def is_loopback(host: str) -> bool:
 
 
 class CachedDnsName:
-    """The machine's fully qualified name, looked up once on first use (``getfqdn`` can be slow)."""
+    """The machine's fully qualified name, looked up once on first use (``getfqdn`` can be slow).
+
+    As in Django, the name is cached in the ``_fqdn`` attribute: ``del DNS_NAME._fqdn`` forces
+    a new lookup.
+    """
+
+    _fqdn: str
 
     def __init__(self) -> None:
-        self._fqdn: str | None = None
         self._lock = threading.Lock()
 
     def __str__(self) -> str:
         return self.get_fqdn()
 
     def get_fqdn(self) -> str:
-        if self._fqdn is None:
-            with self._lock:
-                if self._fqdn is None:
-                    name = socket.getfqdn() or "localhost"
-                    # Message-IDs travel in ASCII headers: encode an internationalised host name.
-                    try:
-                        self._fqdn = name.encode("idna").decode("ascii")
-                    except UnicodeError:
-                        self._fqdn = "localhost"
-        return self._fqdn
+        try:
+            return self._fqdn
+        except AttributeError:
+            pass
+        with self._lock:
+            if not hasattr(self, "_fqdn"):
+                name = socket.getfqdn() or "localhost"
+                # Message-IDs travel in ASCII headers: encode an internationalised host name.
+                try:
+                    self._fqdn = name.encode("idna").decode("ascii")
+                except UnicodeError:
+                    self._fqdn = "localhost"
+            return self._fqdn
 
 
 DNS_NAME = CachedDnsName()

@@ -52,20 +52,25 @@ from mailout._wire.headers import (
     type_field,
     unstructured_field,
 )
-from mailout.address import Address, check_header_value, parse_address, parse_address_list
+from mailout.address import (
+    Address,
+    check_header_name,
+    check_header_value,
+    parse_address,
+    parse_address_list,
+)
 from mailout.conf import settings
 from mailout.exceptions import SMTPUTF8NotSupportedError
 from mailout.message import (
     EmailAttachment,
     EmailMessage,
     EmailMultiAlternatives,
-    _check_header_name,
     _header_text,
     leaf_content,
     local_zone,
     refuse_bcc_header,
 )
-from mailout.utils import DNS_NAME
+from mailout.utils import DNS_NAME, lazy_text
 from mailout.wireform import _check_wire_form, build, serialize
 
 __all__ = [
@@ -156,7 +161,7 @@ def check(message: EmailMessage) -> None:
                 if not isinstance(content, str | bytes):
                     raise Fallback("alternative content is not str or bytes")
                 _mime_type(mimetype, "alternative mimetype")
-        if not isinstance(message.body, str):
+        if not isinstance(lazy_text(message.body), str):
             raise Fallback("body is not a string")
         if any(not isinstance(a, EmailAttachment) for a in message.attachments):
             raise Fallback("an attachment is a MIME part")
@@ -387,16 +392,17 @@ def _header_fields(message: EmailMessage, utf8: bool) -> list[str]:
     """The message's own header fields, checked in the order ``_set_headers`` checks them."""
     extra: dict[str, tuple[str, str]] = {}
     for name, value in message.extra_headers.items():
-        _check_header_name(name)
+        check_header_name(name)
         refuse_bcc_header(name)
         extra[name.lower()] = (name, check_header_value(name, _header_text(value)))
-    subject = message.subject
+    subject = lazy_text(message.subject)
     if not isinstance(subject, str):
         raise Fallback("subject is not a string")
     check_header_value("subject", subject)
-    if not isinstance(message.from_email, str):
+    from_email = lazy_text(message.from_email)
+    if not isinstance(from_email, str):
         raise Fallback("from_email is not a string")
-    sender = parse_address(message.from_email, field="from_email")
+    sender = parse_address(from_email, field="from_email")
     recipients: list[tuple[str, list[Address]]] = [
         ("To", _address_list(message.to, "to")),
         ("Cc", _address_list(message.cc, "cc")),
@@ -435,7 +441,7 @@ def _render(message: EmailMessage, utf8: bool, seed: int | None) -> bytes:
             _alternative(content, mimetype, charset, raw)
             for content, mimetype in alternatives_of.alternatives
         ]
-    body = message.body
+    body = lazy_text(message.body)
     if not isinstance(body, str):
         raise Fallback("body is not a string")
     subtype = _token(message.content_subtype, "content_subtype")

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from mailout.exceptions import InvalidMailer
+
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
 
@@ -26,12 +28,22 @@ class BaseEmailBackend:
     #: auth_user/auth_password on as these); backends without credentials ignore them.
     ignored_options = frozenset({"username", "password"})
 
-    def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, fail_silently: bool = False, *, alias: str | None = None, **kwargs: Any
+    ) -> None:
+        #: The MAILERS alias this backend was built for (None: built from the EMAIL_* settings
+        #: or directly). Subclasses pass ``alias`` and their unknown options on to here.
+        self.alias = alias
         self.fail_silently = fail_silently
-        unknown = sorted(set(kwargs) - self.ignored_options)
-        if unknown:
-            # A typo in an option (say in MAILERS OPTIONS) must not be silently ignored.
-            raise TypeError(f"{type(self).__name__}: unexpected option(s) {', '.join(unknown)}")
+        unknown = [name for name in kwargs if name not in self.ignored_options]
+        if not unknown:
+            return
+        # A typo in an option must not be silently ignored (Django 6.1 only warns without an
+        # alias; mailout refuses in both cases).
+        names = ", ".join(repr(name) for name in unknown)
+        if alias is not None:
+            raise InvalidMailer(f"Unknown options {names}.", alias=alias)
+        raise TypeError(f"{type(self).__name__}: unknown options {names}")
 
     def open(self) -> bool | None:
         """Open a long-lived connection; return True if this call opened it."""

@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mailout.backends.base import BaseEmailBackend
 from mailout.conf import settings
-from mailout.exceptions import ImproperlyConfigured
+from mailout.exceptions import ImproperlyConfigured, InvalidMailer
 from mailout.wire import render_message
 
 if TYPE_CHECKING:
@@ -23,41 +23,41 @@ _sessions = itertools.count(1)
 
 
 class EmailBackend(BaseEmailBackend):
+    """Writes the messages of each backend instance to a file of its own in ``file_path``.
+
+    Built from ``MAILERS`` (with an alias), ``file_path`` is required and the ``EMAIL_FILE_PATH``
+    setting is not read; otherwise ``file_path`` defaults to that setting.
+    """
+
     def __init__(
         self, *args: Any, file_path: str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        field = "file_path" if file_path is not None else "EMAIL_FILE_PATH"
-        path = file_path if file_path is not None else settings.EMAIL_FILE_PATH
-        if not path:
-            raise ImproperlyConfigured(
-                "EMAIL_FILE_PATH: the file backend needs a directory (setting or file_path=)"
-            )
-        self.file_path = Path(os.path.abspath(os.fspath(path)))
-        if self.file_path.exists() and not self.file_path.is_dir():
-            raise ImproperlyConfigured(
-                f"{field}: {str(self.file_path)!r} exists and is not a directory"
-            )
-        try:
-            self.file_path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImproperlyConfigured(
-                f"{field}: cannot create directory {str(self.file_path)!r} ({exc.strerror})"
-            ) from None
-        if not os.access(self.file_path, os.W_OK | os.X_OK):
-            raise ImproperlyConfigured(
-                f"{field}: directory {str(self.file_path)!r} is not writable"
-            )
+        alias = self.alias
+        if alias is not None:
+            if file_path is None:
+                raise InvalidMailer("OPTIONS must define 'file_path'.", alias=alias)
+            self.file_path = _directory(file_path, "file_path", alias)
+        else:
+            field = "file_path" if file_path is not None else "EMAIL_FILE_PATH"
+            path = file_path if file_path is not None else settings.EMAIL_FILE_PATH
+            if not path:
+                raise ImproperlyConfigured(
+                    "EMAIL_FILE_PATH: The EMAIL_FILE_PATH setting must be set to use the file "
+                    "EmailBackend. (Or pass file_path=.)"
+                )
+            self.file_path = _directory(path, field, None)
         self._fname: Path | None = None
         self._stream: IO[bytes] | None = None
         self._lock = threading.RLock()
 
     def _get_filename(self) -> Path:
-        """The file for the current session, chosen when it is first needed."""
+        """This backend's file, named when it is first needed and kept across close()/open()."""
         if self._fname is None:
-            # Microseconds and a counter: sessions opened within one second get files of their own.
+            # Microseconds and a counter: backends created within one second get files of their own.
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-            self._fname = self.file_path / f"{stamp}-{os.getpid()}-{next(_sessions)}.log"
+            name = f"{stamp}-{os.getpid()}-{next(_sessions)}.log"
+            self._fname = Path(self.file_path) / name
         return self._fname
 
     def open(self) -> bool:
@@ -73,7 +73,6 @@ class EmailBackend(BaseEmailBackend):
                     self._stream.close()
                 finally:
                     self._stream = None
-                    self._fname = None  # the next session gets a new file
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         messages = list(email_messages)
@@ -96,3 +95,35 @@ class EmailBackend(BaseEmailBackend):
                 raise
             return 0
         return len(messages)
+
+
+def _directory(path: object, field: str, alias: str | None) -> str:
+    """``path`` made absolute and created if missing; an unusable one raises an error naming
+    ``field`` (``InvalidMailer`` for a MAILERS entry), with Django's wording in it."""
+    directory: str = os.path.abspath(path)  # type: ignore[call-overload]  # TypeError if no path
+    where = f"{field}: " if alias is None else ""
+
+    def error(mailers_text: str, settings_text: str, detail: str = "") -> ImproperlyConfigured:
+        if alias is not None:
+            return InvalidMailer(f"{mailers_text}{detail}", alias=alias)
+        return ImproperlyConfigured(f"{where}{settings_text}{detail}")
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:
+        raise error(
+            f"'file_path' is not a directory: {directory}",
+            f"Path for saving email messages exists, but is not a directory: {directory}",
+        ) from None
+    except OSError as exc:
+        raise error(
+            f"Could not create 'file_path': {directory}",
+            f"Could not create directory for saving email messages: {directory}",
+            f" ({exc.strerror})",
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise error(
+            f"'file_path' is not writable: {directory}",
+            f"Could not write to directory: {directory} (not writable)",
+        )
+    return directory

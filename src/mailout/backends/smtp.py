@@ -10,15 +10,18 @@ non-loopback host, and timeouts are on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import threading
 from collections.abc import Sequence
+from email.headerregistry import Address as StdAddress
 from typing import TYPE_CHECKING, Any
 
 from mailout.address import parse_address
 from mailout.backends.base import BaseEmailBackend
-from mailout.conf import settings
-from mailout.exceptions import ImproperlyConfigured, SMTPError
+from mailout.conf import DEFAULTS, settings
+from mailout.exceptions import ImproperlyConfigured, InvalidAddressError, InvalidMailer, SMTPError
 from mailout.smtp import AsyncSMTPClient, Envelope, SMTPClient
 from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
@@ -63,22 +66,49 @@ class EmailBackend(BaseEmailBackend):
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
-        self.host = host if host is not None else settings.EMAIL_HOST
-        self.port = port if port is not None else settings.EMAIL_PORT
-        self.username = settings.EMAIL_HOST_USER if username is None else username
-        self._password = settings.EMAIL_HOST_PASSWORD if password is None else password
-        self.use_tls = settings.EMAIL_USE_TLS if use_tls is None else bool(use_tls)
-        self.use_ssl = settings.EMAIL_USE_SSL if use_ssl is None else bool(use_ssl)
-        self.timeout = settings.EMAIL_TIMEOUT if timeout is None else timeout
-        self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
-        self.ssl_certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
-        self.ssl_cafile = settings.EMAIL_SSL_CAFILE if ssl_cafile is None else ssl_cafile
         self.allow_insecure_auth = allow_insecure_auth
-        if self.use_tls and self.use_ssl:
-            raise ImproperlyConfigured(
-                "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive: set one of them, not both"
+        if self.alias is not None:
+            # Built from MAILERS: its OPTIONS are the whole configuration, EMAIL_* are not read.
+            if host is None:
+                raise InvalidMailer("OPTIONS must define 'host'.", alias=self.alias)
+            self.host = host
+            self.username = username
+            self._password = password
+            self.use_tls = bool(use_tls)
+            self.use_ssl = bool(use_ssl)
+            if self.use_tls and self.use_ssl:
+                raise InvalidMailer(
+                    "The 'use_ssl' and 'use_tls' OPTIONS are incompatible. Set at most one of "
+                    "them to True.",
+                    alias=self.alias,
+                )
+            # RFC 8314 §3.3 implicit TLS on 465; RFC 6409 submission (STARTTLS) on 587.
+            self.port = port if port is not None else 465 if use_ssl else 587 if use_tls else 25
+            # mailout's defaults, not Django's None: a dead server must not hang a worker.
+            self.timeout = DEFAULTS["EMAIL_TIMEOUT"] if timeout is None else timeout
+            self.ssl_keyfile = ssl_keyfile
+            self.ssl_certfile = ssl_certfile
+            self.ssl_cafile = ssl_cafile
+            size = DEFAULTS["EMAIL_POOL_SIZE"] if pool_size is None else pool_size
+        else:
+            self.host = host if host is not None else settings.EMAIL_HOST
+            self.port = port if port is not None else settings.EMAIL_PORT
+            self.username = settings.EMAIL_HOST_USER if username is None else username
+            self._password = settings.EMAIL_HOST_PASSWORD if password is None else password
+            self.use_tls = settings.EMAIL_USE_TLS if use_tls is None else bool(use_tls)
+            self.use_ssl = settings.EMAIL_USE_SSL if use_ssl is None else bool(use_ssl)
+            self.timeout = settings.EMAIL_TIMEOUT if timeout is None else timeout
+            self.ssl_keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
+            self.ssl_certfile = (
+                settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
             )
-        size = settings.EMAIL_POOL_SIZE if pool_size is None else pool_size
+            self.ssl_cafile = settings.EMAIL_SSL_CAFILE if ssl_cafile is None else ssl_cafile
+            if self.use_tls and self.use_ssl:
+                raise ImproperlyConfigured(
+                    "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of "
+                    "those settings to True."
+                )
+            size = settings.EMAIL_POOL_SIZE if pool_size is None else pool_size
         self.pool_options = PoolOptions(size=size)
         self.connection: SMTPPool | None = None
         self.aconnection: AsyncSMTPPool | None = None
@@ -89,16 +119,48 @@ class EmailBackend(BaseEmailBackend):
         return f"<smtp.EmailBackend {self.host}:{self.port} user={self.username or None!r}>"
 
     @property
-    def password(self) -> str:
+    def password(self) -> str | None:
         return self._password
+
+    @functools.cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of this backend's connections (a subclass may override it).
+
+        Certificates are verified (against ``ssl_cafile``, else the system's CAs); with
+        ``ssl_certfile``/``ssl_keyfile`` the client presents that certificate.
+        """
+        if self.ssl_certfile or self.ssl_keyfile:
+            context = ssl.SSLContext(protocol=ssl.PROTOCOL_TLS_CLIENT)  # verifies by default
+            if self.ssl_cafile:
+                context.load_verify_locations(cafile=self.ssl_cafile)
+            else:
+                context.load_default_certs()
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)  # type: ignore[arg-type]
+            return context
+        return ssl.create_default_context(cafile=self.ssl_cafile)
+
+    def prep_address(self, address: object, force_ascii: bool = True) -> str:
+        """The addr-spec of ``address`` for an SMTP command (Django's hook).
+
+        Raises ``ValueError`` ("Invalid address …") for anything but one valid address, CR/LF
+        included. The domain is IDNA-encoded; a non-ASCII local part is kept for SMTPUTF8,
+        and refused when ``force_ascii`` (it has no ASCII form).
+        """
+        parsed = parse_address(address, field="address")
+        if force_ascii and parsed.needs_smtputf8:
+            raise InvalidAddressError(
+                f"Invalid address {str(address)!r}: local-part contains non-ASCII characters "
+                "(sendable only with SMTPUTF8)"
+            )
+        if not force_ascii:
+            return StdAddress(username=parsed.local_part, domain=_unicode(parsed.domain)).addr_spec
+        return parsed.addr_spec
 
     def _client_options(self) -> dict[str, Any]:
         return {
             "use_tls": self.use_tls,
             "use_ssl": self.use_ssl,
-            "ssl_cafile": self.ssl_cafile,
-            "ssl_certfile": self.ssl_certfile,
-            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_context": self.ssl_context if self.use_tls or self.use_ssl else None,
             "timeout": self.timeout,
             "local_hostname": DNS_NAME.get_fqdn(),
             "username": self.username or None,
@@ -127,6 +189,7 @@ class EmailBackend(BaseEmailBackend):
                 if self.fail_silently:
                     return None
                 raise
+            pool.timeout = self.timeout
             self.connection = pool
             return True
 
@@ -143,8 +206,8 @@ class EmailBackend(BaseEmailBackend):
             return 0
         with self._lock:
             opened = self.open()
-            if self.connection is None:
-                return 0
+            if opened is None or self.connection is None:
+                return 0  # open() failed silently
             try:
                 outcomes = self.connection.send_many(items)
                 for start in range(CHUNK, len(messages), CHUNK):
@@ -168,6 +231,7 @@ class EmailBackend(BaseEmailBackend):
             if self.fail_silently:
                 return None
             raise
+        pool.timeout = self.timeout
         self.aconnection = pool
         return True
 
@@ -183,8 +247,8 @@ class EmailBackend(BaseEmailBackend):
         if not envelopes:
             return 0
         opened = await self.aopen()
-        if self.aconnection is None:
-            return 0
+        if opened is None or self.aconnection is None:
+            return 0  # aopen() failed silently
         try:
             outcomes = await self.aconnection.send_many(items)
             for start in range(CHUNK, len(messages), CHUNK):
@@ -210,6 +274,14 @@ class EmailBackend(BaseEmailBackend):
         if errors and not self.fail_silently:
             raise errors[0]
         return len(outcomes) - len(errors)
+
+
+def _unicode(domain: str) -> str:
+    """An IDNA-encoded domain in Unicode again (as given, where a label does not decode)."""
+    try:
+        return domain.encode("ascii").decode("idna")
+    except UnicodeError:
+        return domain
 
 
 def _prepare(

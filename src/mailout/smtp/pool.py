@@ -121,6 +121,10 @@ class _Work:
 class SMTPPool:
     """Up to ``options.size`` connections from ``connect_client``, used from threads."""
 
+    #: The clients' reply timeout, for callers that ask a connection for it (Django's
+    #: ``backend.connection.timeout``); set by whoever builds the clients.
+    timeout: float | None = None
+
     def __init__(self, make_client: Callable[[], SMTPClient], options: PoolOptions) -> None:
         self._make_client = make_client
         self.options = options
@@ -207,6 +211,8 @@ class SMTPPool:
 
 class AsyncSMTPPool:
     """Up to ``options.size`` asyncio connections; the same rules as SMTPPool."""
+
+    timeout: float | None = None  # as SMTPPool.timeout
 
     def __init__(self, make_client: Callable[[], AsyncSMTPClient], options: PoolOptions) -> None:
         self._make_client = make_client

@@ -8,8 +8,8 @@ import ssl
 from mailout.exceptions import (
     ServerDisconnected,
     SMTPConnectError,
-    SMTPSecurityError,
     SMTPTimeoutError,
+    SMTPTLSError,
 )
 
 __all__ = ["AsyncStream", "open_async_stream"]
@@ -78,7 +78,7 @@ def _translate(exc: BaseException, action: str) -> Exception:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return SMTPTimeoutError(f"timed out while {action}")
     if isinstance(exc, ssl.SSLError):
-        return SMTPSecurityError(f"TLS failed while {action}: {exc}")
+        return SMTPTLSError(f"TLS failed while {action}: {exc}")
     return SMTPConnectError(f"connection failed while {action}: {exc}")
 
 

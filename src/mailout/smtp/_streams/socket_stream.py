@@ -10,8 +10,8 @@ import time
 from mailout.exceptions import (
     ServerDisconnected,
     SMTPConnectError,
-    SMTPSecurityError,
     SMTPTimeoutError,
+    SMTPTLSError,
 )
 from mailout.smtp._streams import READ_SIZE
 
@@ -22,7 +22,7 @@ def _translate(exc: BaseException, action: str) -> Exception:
     if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
         return SMTPTimeoutError(f"timed out while {action}")
     if isinstance(exc, ssl.SSLError):
-        return SMTPSecurityError(f"TLS failed while {action}: {exc}")
+        return SMTPTLSError(f"TLS failed while {action}: {exc}")
     return SMTPConnectError(f"connection failed while {action}: {exc}")
 
 

@@ -186,7 +186,8 @@ class Session:
         core, stream = self._require()
         if not core.extensions.starttls:
             raise StartTLSNotOfferedError(
-                f"use_tls requires STARTTLS but {self.host} does not offer it"
+                f"STARTTLS extension not supported by server. use_tls requires it and {self.host}"
+                " does not offer it; mailout never falls back to plain text"
             )
         reply = self._roundtrip(StartTLS())
         if reply.code != 220:
