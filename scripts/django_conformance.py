@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 DJANGO_VERSION = "6.1.3"
+NO_PYTHON = 3  # exit status when no Python >= 3.12 is found
 ROOT = Path(__file__).resolve().parent.parent
 SHIM = ROOT / "scripts" / "django_conformance_shim.py"
 DIVERGENCES = ROOT / "tests" / "django_divergences.txt"
@@ -62,27 +63,27 @@ def find_python() -> str:
         runs = os.access(candidate, os.X_OK)
         if runs and subprocess.run([candidate, "-c", probe], capture_output=True).returncode == 0:
             return candidate
-    raise SystemExit(
-        "django_conformance: no Python >= 3.12 found (Django 6.1 needs it); install one "
-        "(e.g. pyenv install 3.12) or set MAILOUT_CONFORMANCE_PYTHON=/path/to/python3.12"
+    log(
+        "no Python >= 3.12 found (Django 6.1 needs it); install one (e.g. pyenv install 3.12) "
+        "or set MAILOUT_CONFORMANCE_PYTHON=/path/to/python3.12"
     )
+    sys.exit(NO_PYTHON)
 
 
-def fetch_sdist(given: str | None) -> Path:
-    """Django's sdist: ``given``, or the cached copy, or one downloaded with pip."""
+def fetch_sdist(given: str | None, python: Path) -> Path:
+    """Django's sdist: ``given``, or the cached copy, or one downloaded with the venv's pip
+    (its Python >= 3.12: pip on an older one finds no Django 6.1)."""
     if given:
         return Path(given).resolve()
     name = f"django-{DJANGO_VERSION}.tar.gz"
     cached = cache_dir() / name
     if cached.exists():
         return cached
-    cache_dir().mkdir(parents=True, exist_ok=True)
     log(f"downloading Django {DJANGO_VERSION}'s source distribution from PyPI")
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--no-binary", ":all:", "--no-build-isolation", "--dest", tmp,
-             f"django=={DJANGO_VERSION}"],
+            [str(python), "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--no-binary", ":all:", "--dest", tmp, f"django=={DJANGO_VERSION}"],
             check=True,
         )  # fmt: skip
         (found,) = Path(tmp).glob("[Dd]jango-*.tar.gz")
@@ -109,23 +110,34 @@ def unpack(sdist: Path) -> Path:
     return target
 
 
-def venv(sdist: Path) -> Path:
-    """A venv holding this Django and aiosmtpd, rebuilt when either changes."""
+def venv() -> Path:
+    """A venv (Python >= 3.12) holding aiosmtpd and Django's other test needs."""
     where = cache_dir() / "conformance-venv"
     python = where / "bin" / "python"
-    stamp = where / "mailout-stamp"
-    wanted = f"{digest(sdist)} {' '.join(VENV_PACKAGES)}"
+    stamp = where / "mailout-packages"
+    wanted = " ".join(VENV_PACKAGES)
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     base = find_python()
     log(f"building {where} with {base}")
     shutil.rmtree(where, ignore_errors=True)
+    cache_dir().mkdir(parents=True, exist_ok=True)
     subprocess.run([base, "-m", "venv", str(where)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, *VENV_PACKAGES, "setuptools>=75.8.1"], check=True)
-    subprocess.run([*pip, "--no-build-isolation", "--no-deps", str(sdist)], check=True)
     stamp.write_text(wanted)
     return python
+
+
+def install_django(python: Path, sdist: Path) -> None:
+    """Django from ``sdist`` into the venv, unless that very file is installed already."""
+    stamp = python.parent.parent / "mailout-django"
+    if stamp.exists() and stamp.read_text() == digest(sdist):
+        return
+    log(f"installing {sdist.name} into the venv")
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--no-build-isolation", "--no-deps", str(sdist)], check=True)
+    stamp.write_text(digest(sdist))
 
 
 def run(python: Path, django_dir: Path, extra: list[str]) -> dict[str, dict[str, str]]:
@@ -176,9 +188,10 @@ def main() -> int:
     parser.add_argument("runtests_args", nargs="*", help="passed on to runtests.py")
     args = parser.parse_args()
 
-    sdist = fetch_sdist(args.sdist)
+    python = venv()
+    sdist = fetch_sdist(args.sdist, python)
     django_dir = unpack(sdist)
-    python = venv(sdist)
+    install_django(python, sdist)
     if args.prepare:
         log(f"ready: {python}, {django_dir}")
         return 0
