@@ -57,8 +57,9 @@ class Mailers:
 
     @property
     def is_configured(self) -> bool:
-        """Whether ``MAILERS`` is set at all (``MAILERS = {}`` is set: it means no mailers)."""
-        return conf.is_set("MAILERS")
+        """Whether ``MAILERS`` is set at all (``MAILERS = {}`` is set: it means no mailers;
+        ``None`` is not)."""
+        return conf.is_set("MAILERS") and conf.raw("MAILERS") is not None
 
     _is_configured = is_configured  # Django's name, which code written for Django reads
 
