@@ -165,6 +165,54 @@ def test_end_of_data_refused(serve: list[FaultyServer]) -> None:
     assert srv.transactions == []
 
 
+def test_extra_bytes_follow_the_reply(serve: list[FaultyServer]) -> None:
+    srv = start(serve, Script(rules=[Rule("NOOP", extra=b"250 2.0.0 unsolicited\r\n")]))
+    with RawClient(srv.host, srv.port) as raw:
+        assert raw.reply()[0] == 220
+        raw.send(b"NOOP\r\n")
+        assert raw.reply() == (250, ["2.0.0 OK"])
+        assert raw.reply() == (250, ["2.0.0 unsolicited"])
+
+
+def test_extra_after_354_comes_before_the_content_is_read(serve: list[FaultyServer]) -> None:
+    srv = start(serve, Script(rules=[Rule("DATA", extra=b"250 2.0.0 early\r\n")]))
+    with RawClient(srv.host, srv.port) as raw:
+        raw.send(b"EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        assert raw.codes(5) == [220, 250, 250, 250, 354]
+        assert raw.reply() == (250, ["2.0.0 early"])  # no content sent yet
+        raw.send(b"body\r\n.\r\n")
+        assert raw.reply()[0] == 250  # the real reply to the content
+    assert [t.content for t in srv.transactions] == [b"body\r\n"]
+
+
+@pytest.mark.parametrize("end", [r"\.$", r"BDAT \d+ LAST"])
+def test_lose_stores_the_message_and_never_replies(serve: list[FaultyServer], end: str) -> None:
+    srv = start(serve, Script(rules=[Rule(end, action="lose")]))
+    with RawClient(srv.host, srv.port) as raw:
+        raw.send(b"EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n")
+        assert raw.codes(4) == [220, 250, 250, 250]
+        if end.startswith("BDAT"):
+            raw.send(b"BDAT 6 LAST\r\nbody\r\n")
+        else:
+            raw.send(b"DATA\r\n")
+            assert raw.reply()[0] == 354
+            raw.send(b"body\r\n.\r\n")
+        assert raw.closed_by_peer()
+        assert raw.buf == b""  # not a byte of the final reply
+    assert [t.content for t in srv.transactions] == [b"body\r\n"]
+
+
+def test_data_without_recipients(serve: list[FaultyServer]) -> None:
+    rule = Rule(r"RCPT TO:<bad@", reply="550 5.1.1 no")
+    srv = start(serve, Script(rules=[rule], data_without_recipients=True))
+    with RawClient(srv.host, srv.port) as raw:
+        raw.send(b"EHLO c\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<bad@example.com>\r\nDATA\r\n")
+        assert raw.codes(5) == [220, 250, 250, 550, 354]
+        raw.send(b"x\r\n.\r\n")
+        assert raw.reply()[0] == 554
+    assert srv.transactions == []
+
+
 # -- broken connections and timing ------------------------------------------------------------
 
 

@@ -241,7 +241,7 @@ class _Session:
                 await self.respond(rule, line, functools.partial(handler, arg))
 
     async def respond(
-        self, rule: Rule | None, line: str, normal: Callable[[int | None], Awaitable[None]]
+        self, rule: Rule | None, line: str, normal: Callable[[Rule | None], Awaitable[None]]
     ) -> None:
         """Answer `line` normally, or as `rule` says."""
         if rule is None:
@@ -262,7 +262,12 @@ class _Session:
                 if line.upper().startswith("BDAT") or line == ".":
                     self.reset()  # a refused end of message, or refused chunk, ends it
             else:
-                await normal(rule.drop_after)
+                await normal(rule)
+            if rule.action == "lose":
+                self.out.clear()  # processed, but the client never hears of it
+                raise _Closed
+            if rule.extra and not line.upper().startswith("DATA"):  # DATA sends it after 354
+                self.queue(rule.extra)
             if rule.closes:
                 await self.flush()
                 raise _Closed
@@ -272,32 +277,32 @@ class _Session:
     def offers(self, keyword: str) -> bool:
         return keyword in self.script.keywords()
 
-    async def smtp_EHLO(self, arg: str, _: int | None) -> None:
+    async def smtp_EHLO(self, arg: str, _: Rule | None) -> None:
         self.helo = True
         self.reset()
         self.queue("\n".join([f"250 {self.script.hostname}", *self.script.extensions]))
 
-    async def smtp_HELO(self, arg: str, _: int | None) -> None:
+    async def smtp_HELO(self, arg: str, _: Rule | None) -> None:
         self.helo = True
         self.reset()
         self.queue(f"250 {self.script.hostname}")
 
-    async def smtp_NOOP(self, arg: str, _: int | None) -> None:
+    async def smtp_NOOP(self, arg: str, _: Rule | None) -> None:
         self.queue("250 2.0.0 OK")
 
-    async def smtp_RSET(self, arg: str, _: int | None) -> None:
+    async def smtp_RSET(self, arg: str, _: Rule | None) -> None:
         self.reset()
         self.queue("250 2.0.0 OK")
 
-    async def smtp_VRFY(self, arg: str, _: int | None) -> None:
+    async def smtp_VRFY(self, arg: str, _: Rule | None) -> None:
         self.queue("252 2.1.5 Cannot VRFY user")
 
-    async def smtp_QUIT(self, arg: str, _: int | None) -> None:
+    async def smtp_QUIT(self, arg: str, _: Rule | None) -> None:
         self.queue("221 2.0.0 Bye")
         await self.flush()
         raise _Closed
 
-    async def smtp_STARTTLS(self, arg: str, _: int | None) -> None:
+    async def smtp_STARTTLS(self, arg: str, _: Rule | None) -> None:
         if not self.offers("STARTTLS") or self.tls:
             self.queue("502 5.5.1 STARTTLS not available")
             return
@@ -310,7 +315,7 @@ class _Session:
         self.tls, self.helo, self.user = True, False, None
         self.reset()
 
-    async def smtp_AUTH(self, arg: str, _: int | None) -> None:
+    async def smtp_AUTH(self, arg: str, _: Rule | None) -> None:
         mechanism, _sp, initial = arg.partition(" ")
         mechanism = mechanism.upper()
         if not self.offers("AUTH") or self.user is not None or self.sender is not None:
@@ -346,7 +351,7 @@ class _Session:
             raise _Cancelled
         return answer
 
-    async def smtp_MAIL(self, arg: str, _: int | None) -> None:
+    async def smtp_MAIL(self, arg: str, _: Rule | None) -> None:
         m = _MAIL_FROM.fullmatch(arg)
         if not self.helo or self.sender is not None:
             self.queue("503 5.5.1 Bad sequence of commands")
@@ -364,7 +369,7 @@ class _Session:
                 self.sender, self.params = m[1], params
                 self.queue("250 2.1.0 OK")
 
-    async def smtp_RCPT(self, arg: str, _: int | None) -> None:
+    async def smtp_RCPT(self, arg: str, _: Rule | None) -> None:
         m = _RCPT_TO.fullmatch(arg)
         if self.sender is None:
             self.queue("503 5.5.1 Need MAIL before RCPT")
@@ -374,11 +379,17 @@ class _Session:
             self.recipients.append(m[1])
             self.queue("250 2.1.5 OK")
 
-    async def smtp_DATA(self, arg: str, drop_after: int | None) -> None:
-        if self.sender is None or not self.recipients or self.chunks:
+    async def smtp_DATA(self, arg: str, rule: Rule | None) -> None:
+        if self.sender is None or self.chunks:
             self.queue("503 5.5.1 Bad sequence of commands")
             return
+        if not self.recipients and not self.script.data_without_recipients:
+            self.queue("554 5.5.1 No valid recipients")
+            return
         self.queue("354 End data with <CR><LF>.<CR><LF>")
+        if rule is not None and rule.extra:
+            self.queue(rule.extra)  # an early reply: before the content was even read
+        drop_after = rule.drop_after if rule is not None else None
         content, received = bytearray(), 0
         limit = drop_after
         while (line := await self.read_line(limit)) != b".\r\n":
@@ -390,16 +401,23 @@ class _Session:
             if drop_after is not None:
                 limit = drop_after - received
         end = self.srv.rule_for(".")
+        if not self.recipients:  # RFC 2920 §3.1: 354 came despite no recipient
+            self.reset()
+            await self.respond(end, ".", lambda _: self._queue("554 5.5.1 No valid recipients"))
+            return
         await self.respond(end, ".", lambda _: self.accept(bytes(content), "DATA"))
 
-    async def smtp_BDAT(self, arg: str, _: int | None) -> None:
+    async def _queue(self, reply: str) -> None:
+        self.queue(reply)
+
+    async def smtp_BDAT(self, arg: str, _: Rule | None) -> None:
         # Only reached when BDAT is not offered or malformed; run() handles the real thing.
         if not self.offers("CHUNKING"):
             self.queue("502 5.5.1 BDAT not supported")
         else:
             self.queue("501 5.5.4 Syntax: BDAT size [LAST]")
 
-    async def bdat(self, chunk: bytes, last: bool, _: int | None) -> None:
+    async def bdat(self, chunk: bytes, last: bool, _: Rule | None) -> None:
         if self.sender is None or not self.recipients:
             self.queue("503 5.5.1 Bad sequence of commands")  # RFC 3030 §2: chunk discarded
         elif last:
@@ -409,7 +427,7 @@ class _Session:
             self.chunks += chunk
             self.queue(f"250 2.0.0 {len(chunk)} octets received")
 
-    async def smtp_unknown(self, arg: str, _: int | None) -> None:
+    async def smtp_unknown(self, arg: str, _: Rule | None) -> None:
         self.queue("500 5.5.2 Command unrecognized")
 
     async def accept(self, content: bytes, method: Literal["DATA", "BDAT"]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-Action = Literal["reply", "close", "drop", "hang"]
+Action = Literal["reply", "close", "drop", "hang", "lose"]
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = (
     "PIPELINING",
@@ -44,11 +44,16 @@ class Rule:
     - `raw`: bytes sent verbatim instead of any reply (garbage, an oversized line, a bare LF).
     - `action`: ``"reply"`` answer and go on; ``"close"`` answer, then close the connection;
       ``"drop"`` close without answering; ``"hang"`` never answer (the connection stays open
-      until the client leaves or the server stops). A ``421`` reply always closes after it
-      (RFC 5321 §3.8).
+      until the client leaves or the server stops); ``"lose"`` process the command as usual
+      (a ``"."`` or BDAT LAST stores the message), then close without writing any reply not
+      yet sent: a final reply lost on the way, whose outcome the client cannot know. A ``421``
+      reply always closes after it (RFC 5321 §3.8).
     - With neither `reply` nor `raw`, the command is processed normally; `delay`, `drop_after`
       and ``action="close"`` still apply.
-    - `delay`: seconds to wait before answering, on top of `Script.delay`.
+    - `delay`: seconds to wait before answering, on top of `Script.delay` (for ``"."`` or BDAT
+      LAST: before the message is stored, like a slow server that stores it in the end).
+    - `extra`: bytes sent right after the reply, in the same write: an early or unsolicited
+      reply. For DATA they follow the ``354``, before the content has been read.
     - `drop_after`: for DATA or BDAT, close the connection once this many bytes of the content
       that follows the command have been received (mid-DATA / mid-BDAT disconnect).
     - `after`: let this many matching commands through untouched before the rule arms.
@@ -60,6 +65,7 @@ class Rule:
     raw: bytes | None = None
     action: Action = "reply"
     delay: float = 0.0
+    extra: bytes = b""
     drop_after: int | None = None
     after: int = 0
     times: int | None = None
@@ -69,7 +75,7 @@ class Rule:
             re.compile(self.match)
         except re.error as exc:
             raise ValueError(f"Rule.match: bad pattern {self.match!r}: {exc}") from None
-        if self.action not in ("reply", "close", "drop", "hang"):
+        if self.action not in ("reply", "close", "drop", "hang", "lose"):
             raise ValueError(f"Rule.action: unknown action {self.action!r}")
         if self.reply is not None and self.raw is not None:
             raise ValueError("Rule: give reply or raw, not both")
@@ -98,6 +104,8 @@ class Script:
     - `starttls_inject`: bytes sent right after ``220`` to STARTTLS, before the TLS handshake
       (RFC 3207 §4.2 says the client must discard them).
     - `users`: AUTH PLAIN / LOGIN accounts, name to password.
+    - `data_without_recipients`: answer DATA with ``354`` even when no recipient was accepted,
+      and refuse the content afterwards (RFC 2920 §3.1 warns that servers may).
     - `hostname`: the name in the greeting and EHLO reply.
     """
 
@@ -109,6 +117,7 @@ class Script:
     starttls_inject: bytes = b""
     users: Mapping[str, str] = field(default_factory=lambda: {"user": "password"})
     hostname: str = "faulty.test"
+    data_without_recipients: bool = False
 
     @property
     def greeting_bytes(self) -> bytes | None:

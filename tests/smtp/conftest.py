@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,3 @@ def make_client(request: pytest.FixtureRequest) -> MakeClient:
         return SyncAsAsync(SMTPClient(*args, **kwargs))
 
     return make
-
-
-@pytest.fixture
-def pipelining_server() -> Iterator[Any]:
-    from tests.smtp.pipelining_server import PipeliningServer
-
-    with PipeliningServer() as server:
-        yield server
