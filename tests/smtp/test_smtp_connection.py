@@ -175,6 +175,133 @@ def test_unsolicited_421_and_garbage() -> None:
         replies(conn, b"250 who asked\r\n")
 
 
+# -- replies out of step: early, extra, or of a class the command cannot get -----------------
+
+
+def test_a_reply_before_its_command_is_refused_at_the_next_send() -> None:
+    # The hostile "250 right after 354": the content has not been sent, yet a reply is here.
+    conn = ready()
+    for command in (MailFrom("a@x"), RcptTo("b@x"), Data()):
+        conn.send(command)
+    conn.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n250 2.0.0 early\r\n")
+    got = [conn.next_reply() for _ in range(3)]
+    assert [r.code for r in got if isinstance(r, Reply)] == [250, 250, 354]
+    with pytest.raises(SMTPProtocolError, match="before the command"):
+        conn.send(DataContent(b"x"))
+    assert conn.state is State.CLOSED  # nothing more may be sent on it
+
+
+def test_a_partial_early_reply_counts_too() -> None:
+    conn = ready()
+    conn.receive_data(b"25")
+    with pytest.raises(SMTPProtocolError):
+        conn.check_idle()
+
+
+def test_an_early_421_means_the_server_is_closing() -> None:
+    from mailout.exceptions import ServerDisconnected
+
+    conn = ready()
+    conn.receive_data(b"421 4.3.2 going down\r\n")
+    with pytest.raises(ServerDisconnected, match="421"):
+        conn.send(MailFrom("a@x"))
+    assert conn.state is State.CLOSED
+
+
+def test_quit_is_sent_whatever_came_before() -> None:
+    conn = ready()
+    conn.receive_data(b"250 stray\r\n")
+    assert conn.send(Quit()) == b"QUIT\r\n"
+
+
+@pytest.mark.parametrize(
+    ("commands", "wire"),
+    [
+        ([MailFrom("a@x"), RcptTo("b@x"), Data()], b"250 a\r\n250 b\r\n250 shifted\r\n"),
+        ([MailFrom("a@x"), RcptTo("b@x"), Data()], b"250 a\r\n250 b\r\n352 what\r\n"),
+        ([MailFrom("a@x")], b"354 go ahead\r\n"),
+        ([Rset()], b"550 stale refusal\r\n"),
+        ([MailFrom("a@x"), RcptTo("b@x")], b"250 a\r\n334 VXNlcg==\r\n"),
+    ],
+    ids=["250-to-DATA", "352-to-DATA", "354-to-MAIL", "550-to-RSET", "334-to-RCPT"],
+)
+def test_a_reply_the_command_cannot_get_is_a_protocol_error(
+    commands: list[Command], wire: bytes
+) -> None:
+    conn = ready()
+    for command in commands:
+        conn.send(command)
+    with pytest.raises(SMTPProtocolError, match=r"RFC 5321 §4\.3\.2"):
+        replies(conn, wire)
+    assert conn.state is State.CLOSED
+    assert conn.pending == ()
+
+
+def test_content_cannot_get_354() -> None:
+    conn = ready()
+    for command in (MailFrom("a@x"), RcptTo("b@x"), Data()):
+        conn.send(command)
+    replies(conn, b"250 a\r\n250 b\r\n354 go\r\n")
+    conn.send(DataContent(b"x"))
+    with pytest.raises(SMTPProtocolError):
+        replies(conn, b"354 again\r\n")
+
+
+def test_committing_while_an_end_of_data_awaits_its_reply() -> None:
+    conn = ready()
+    assert not conn.committing
+    conn.send(MailFrom("a@x"))
+    conn.send(RcptTo("b@x"))
+    conn.send_bdat(b"part", last=False)
+    assert not conn.committing  # a chunk that is not the last decides nothing
+    conn.send_bdat(b"end", last=True)
+    conn.send(Rset())
+    conn.send(MailFrom("c@x"))
+    conn.send(RcptTo("d@x"))
+    conn.send_bdat(b"two", last=True)
+    states = []
+    for _ in range(7):  # MAIL, RCPT, the chunk, the first LAST, RSET, MAIL, RCPT
+        replies(conn, b"250 ok\r\n")
+        states.append(conn.committing)
+    assert states == [True] * 7  # the second LAST still awaits its reply
+    replies(conn, b"250 queued\r\n")
+    assert not conn.committing
+    assert conn.idle
+
+
+def test_the_lone_dot_that_aborts_data_commits_nothing() -> None:
+    conn = ready()
+    for command in (MailFrom("a@x"), RcptTo("b@x"), Data()):
+        conn.send(command)
+    replies(conn, b"250 a\r\n550 b\r\n354 go\r\n")
+    assert conn.send(DataContent(b"", abort=True)) == b".\r\n"
+    assert not conn.committing
+    conn = ready()
+    for command in (MailFrom("a@x"), RcptTo("b@x"), Data()):
+        conn.send(command)
+    replies(conn, b"250 a\r\n250 b\r\n354 go\r\n")
+    conn.send(DataContent(b"x"))
+    assert conn.committing
+
+
+def test_buffered_replies_are_paired_up_to_the_first_incomplete_one() -> None:
+    conn = ready()
+    for command in (MailFrom("a@x"), RcptTo("b@x")):
+        conn.send(command)
+    conn.send_bdat(b"x", last=True)
+    conn.send(Rset())
+    conn.receive_data(b"250 a\r\n250 b\r\n250 c\r\n25")
+    got = conn.buffered_replies()
+    assert [r.command for r in got] == ["MAIL", "RCPT", "BDAT"]
+    conn.receive_data(b"0 d\r\n421 bye\r\n")
+    assert [r.code for r in conn.buffered_replies()] == [250]
+    conn = ready()
+    conn.send(MailFrom("a@x"))
+    conn.send(RcptTo("b@x"))
+    conn.receive_data(b"250 a\r\n354 wrong\r\n")
+    assert [r.code for r in conn.buffered_replies()] == [250]  # stops at the out-of-step one
+
+
 def test_starttls_discards_buffer_and_extensions() -> None:
     conn = ready(b"250-mx\r\n250-STARTTLS\r\n250 PIPELINING\r\n")
     conn.send(StartTLS())

@@ -22,7 +22,7 @@ from mailout.address import parse_address
 from mailout.backends.base import BaseEmailBackend
 from mailout.conf import DEFAULTS, settings
 from mailout.exceptions import ImproperlyConfigured, InvalidAddressError, InvalidMailer, SMTPError
-from mailout.smtp import AsyncSMTPClient, Envelope, SMTPClient
+from mailout.smtp import DATA_DONE_TIMEOUT, AsyncSMTPClient, Envelope, SMTPClient
 from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
 from mailout.wire import check, render
@@ -44,7 +44,11 @@ class EmailBackend(BaseEmailBackend):
 
     After each ``send_messages()``, ``results`` holds one entry per message sent: a
     ``SendResult`` (with the recipients the server ``refused``, if any) or the ``SMTPError``
-    that stopped it.
+    that stopped it -- ``DeliveryUnknownError`` for a message sent whole whose final reply was
+    lost, which is never sent again and is counted as not sent.
+
+    ``data_done_timeout`` (mailout's own, default 600 s as RFC 5321 §4.5.3.2.6 asks) bounds the
+    wait for the reply to a message's end of data; ``timeout`` bounds everything else.
     """
 
     def __init__(
@@ -63,10 +67,12 @@ class EmailBackend(BaseEmailBackend):
         ssl_cafile: str | None = None,
         allow_insecure_auth: bool = False,
         pool_size: int | None = None,
+        data_done_timeout: float | None = DATA_DONE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
         self.allow_insecure_auth = allow_insecure_auth
+        self.data_done_timeout = data_done_timeout
         if self.alias is not None:
             # Built from MAILERS: its OPTIONS are the whole configuration, EMAIL_* are not read.
             if host is None:
@@ -162,6 +168,7 @@ class EmailBackend(BaseEmailBackend):
             "use_ssl": self.use_ssl,
             "ssl_context": self.ssl_context if self.use_tls or self.use_ssl else None,
             "timeout": self.timeout,
+            "data_done_timeout": self.data_done_timeout,
             "local_hostname": DNS_NAME.get_fqdn(),
             "username": self.username or None,
             "password": self._password or None,

@@ -11,9 +11,18 @@
 from __future__ import annotations
 
 from mailout.smtp._async.client import AsyncSMTPClient
+from mailout.smtp._async.session import DATA_DONE_TIMEOUT
 from mailout.smtp._models import Envelope, SendResult
 from mailout.smtp._protocol.extensions import Extensions
 from mailout.smtp._protocol.reply import Reply
 from mailout.smtp._sync.client import SMTPClient
 
-__all__ = ["AsyncSMTPClient", "Envelope", "Extensions", "Reply", "SMTPClient", "SendResult"]
+__all__ = [
+    "DATA_DONE_TIMEOUT",
+    "AsyncSMTPClient",
+    "Envelope",
+    "Extensions",
+    "Reply",
+    "SMTPClient",
+    "SendResult",
+]

@@ -3,9 +3,11 @@
 A pool hands out batches of messages to workers, one connection each (threads for the sync
 pool, tasks for the asyncio one; the sync pool never runs an event loop). A connection is
 reused across calls until it has sent ``max_messages`` or lived ``max_age`` seconds. When a
-connection is lost (a drop, a ``421``, a timeout), the messages that got no final reply are
-sent again on a new connection, at most ``retries`` times; a message the server refused is
-never resent here: that answer is reported, and retrying later is the queue's job.
+connection is lost (a drop, a ``421``, a timeout), the messages that had not been sent whole
+are sent again on a new connection, at most ``retries`` times. Never resent here: a message
+the server refused (that answer is reported, and retrying later is the queue's job), and a
+message sent whole whose final reply was lost (``DeliveryUnknownError``: the server may have
+it, and a second copy is worse than a late one -- RFC 5321 §4.5.3.2.6).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ __all__ = ["AsyncSMTPPool", "Outcome", "PoolOptions", "SMTPPool"]
 
 Item = tuple[Envelope, bytes]
 Outcome = SendResult | SMTPError
-# Errors after which the connection is gone and unanswered messages may be sent again.
+# Errors after which the connection is gone and messages that did not leave whole may be sent
+# again. DeliveryUnknownError is not one of them: that message did leave whole.
 _CONNECTION_LOST = (SMTPConnectError, SMTPTimeoutError)
 
 

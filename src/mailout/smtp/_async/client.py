@@ -1,4 +1,12 @@
-"""SMTP transactions (hand-written): send() and pipelined send_many()."""
+"""SMTP transactions (hand-written): send() and pipelined send_many().
+
+The duplicate rule: once a message's content has left whole (its end of data was written), a
+final reply that cannot be had -- a timeout, a dropped connection, a garbled or out-of-step
+reply -- makes its outcome unknown: it gets DeliveryUnknownError and is never sent again here
+(RFC 5321 §4.5.3.2.6). A message that never got that far gets the error that cut the
+connection, and may be sent again (the pool does). A ``421`` is an answer, not a loss: the
+server refused what it answered and takes in nothing after it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +16,19 @@ from dataclasses import dataclass
 
 from mailout.exceptions import (
     DataRefusedError,
+    DeliveryUnknownError,
     RecipientsRefusedError,
     ReplyError,
     SenderRefusedError,
+    ServerDisconnected,
     SMTPError,
+    SMTPProtocolError,
     SMTPUTF8NotSupportedError,
 )
-from mailout.smtp._async.session import AsyncSession
+from mailout.smtp._async.session import AsyncSession, unknown
 from mailout.smtp._models import Envelope, SendResult
 from mailout.smtp._protocol import (
+    Connection,
     Data,
     DataContent,
     MailFrom,
@@ -64,6 +76,44 @@ def _outcome(plan: _Plan, mail: Reply, rcpts: Sequence[Reply], final: Reply) -> 
     if not final.is_positive:
         raise DataRefusedError(final)
     return SendResult(accepted=accepted, refused=refused, reply=final)
+
+
+def _judge(
+    plan: _Plan, mail: Reply, rcpts: Sequence[Reply], final: Reply
+) -> SendResult | SMTPError:
+    try:
+        return _outcome(plan, mail, rcpts, final)
+    except ReplyError as exc:
+        return exc
+
+
+def _not_sent(error: SMTPError) -> SMTPError:
+    """The error for messages after one whose outcome is unknown: what cut the connection."""
+    cause = error.__cause__
+    if isinstance(error, DeliveryUnknownError) and isinstance(cause, SMTPError):
+        return cause
+    return error
+
+
+def _out_of_step(error: SMTPError) -> bool:
+    """The replies of the current write cannot be trusted: one came early, twice, or wrong."""
+    return isinstance(error, SMTPProtocolError) or isinstance(error.__cause__, SMTPProtocolError)
+
+
+def _fill(
+    plans: Sequence[_Plan | SMTPError], results: list[SendResult | SMTPError], error: SMTPError
+) -> None:
+    """Every message not judged yet gets ``error``; one refused locally keeps its own."""
+    results.extend(p if isinstance(p, SMTPError) else error for p in plans[len(results) :])
+
+
+@dataclass(frozen=True, slots=True)
+class _Carried:
+    """A chained message whose DATA got 354: its content goes out with the next write."""
+
+    plan: _Plan
+    mail: Reply
+    rcpts: list[Reply]
 
 
 class AsyncSMTPClient(AsyncSession):
@@ -117,18 +167,36 @@ class AsyncSMTPClient(AsyncSession):
         """Send one message; raise a ReplyError subclass if the server refuses it.
 
         Refused recipients are reported in ``SendResult.refused`` as long as one was accepted.
+        DeliveryUnknownError means the content left whole and its final reply was lost: the
+        message may have been delivered, so do not simply send it again.
         """
         plan = self._plan(envelope, content)
         self._start_message_clock()
         try:
-            if self._uses_pipelining():
-                return await self._send_pipelined(plan)
-            return await self._send_lockstep(plan)
+            return await self._send_plan(plan)
         finally:
             self._deadline = None
 
+    async def _send_plan(self, plan: _Plan) -> SendResult:
+        if self._uses_pipelining():
+            return await self._send_pipelined(plan)
+        return await self._send_lockstep(plan)
+
+    async def _read_final(self) -> Reply:
+        """The reply to the end of data just written, with nothing from the server after it."""
+        final = await self._read_reply()
+        await self._verify_final()
+        return final
+
+    async def _verify_final(self) -> None:
+        """_verify_idle() after a write that ended a message: a reply left over makes the
+        message's own reply doubtful, so its outcome is unknown."""
+        try:
+            await self._verify_idle()
+        except SMTPError as exc:
+            raise unknown(exc) from exc
+
     async def _send_lockstep(self, plan: _Plan) -> SendResult:
-        core, _ = self._require()
         mail = await self._roundtrip(plan.mail)
         if not mail.is_positive:
             await self._reset()
@@ -140,47 +208,51 @@ class AsyncSMTPClient(AsyncSession):
             raise RecipientsRefusedError(rcpts[-1], refused=refused)
         chunking = self._uses_chunking()
         if chunking:
+            core = await self._begin()
             await self._write(core.send_bdat(plan.content, last=True))
         else:
             data = await self._roundtrip(Data())
             if data.code != 354:  # RFC 5321 §4.1.1.4: only 354 invites the content
                 await self._reset()
                 raise DataRefusedError(data)
+            core = await self._begin()  # a reply already here came before the content
             await self._write(core.send(DataContent(plan.content)))
-        final = await self._read_reply()
+        final = await self._read_final()
         if not final.is_positive and chunking:
             await self._reset()  # RFC 3030 §4.1: after a failed BDAT the client resets
         return _outcome(plan, mail, rcpts, final)
 
     async def _send_pipelined(self, plan: _Plan) -> SendResult:
-        core, _ = self._require()
         if self._uses_chunking():
             # RFC 3030 §4.2 with RFC 2920: MAIL, RCPTs, BDAT LAST and the content in one write.
-            await self._write(self._encode_bdat_transaction(plan))
+            core = await self._begin()
+            await self._write(self._encode_bdat_transaction(core, plan))
             mail, rcpts, final = await self._read_transaction(plan)
+            await self._verify_final()
             if not final.is_positive:
                 await self._reset()
             return _outcome(plan, mail, rcpts, final)
         # RFC 2920 §3.1: MAIL, RCPTs and DATA in one write; the content waits for 354.
+        core = await self._begin()
         await self._write(b"".join(core.send(c) for c in (plan.mail, *plan.rcpts, Data())))
         mail, rcpts, data = await self._read_transaction(plan)
         envelope_ok = mail.is_positive and any(r.is_positive for r in rcpts)
-        if data.code == 354 and envelope_ok:
-            await self._write(core.send(DataContent(plan.content)))
-            return _outcome(plan, mail, rcpts, await self._read_reply())
         if data.code == 354:
+            core = await self._begin()  # a reply already here came before the content
+            if envelope_ok:
+                await self._write(core.send(DataContent(plan.content)))
+                return _outcome(plan, mail, rcpts, await self._read_final())
             # RFC 2920 §3.1: DATA was accepted although the envelope failed; the client must
             # not assume DATA fails, so it sends a lone "." (an empty message with no valid
             # recipient) to leave the data state, then RSET.
-            await self._write(core.send(DataContent(b"")))
+            await self._write(core.send(DataContent(b"", abort=True)))
             await self._read_reply()
         await self._reset()
         if envelope_ok:
             raise DataRefusedError(data)
         return _outcome(plan, mail, rcpts, data)  # raises SenderRefused or RecipientsRefused
 
-    def _encode_bdat_transaction(self, plan: _Plan) -> bytes:
-        core, _ = self._require()
+    def _encode_bdat_transaction(self, core: Connection, plan: _Plan) -> bytes:
         parts = [core.send(c) for c in (plan.mail, *plan.rcpts)]
         parts.append(core.send_bdat(plan.content, last=True))
         return b"".join(parts)
@@ -199,7 +271,8 @@ class AsyncSMTPClient(AsyncSession):
         RCPTs, ``BDAT LAST`` and content for many messages, then the replies are read in order).
         Each transaction after the first starts with RSET, so that one message's failure (whose
         server state we cannot know before writing the next) never spills into the next.
-        If the connection is lost, every message without a final reply gets that error.
+        If the connection is lost, a message whose content left whole gets DeliveryUnknownError
+        (never to be sent again), every other message without a final reply the error itself.
         Bad input (CR/LF/NUL in an address) raises before anything is sent.
         """
         plans: list[_Plan | SMTPError] = []
@@ -225,7 +298,8 @@ class AsyncSMTPClient(AsyncSession):
             except ReplyError as exc:
                 results.append(exc)
             except SMTPError as exc:
-                results.extend(exc for _ in range(len(plans) - len(results)))
+                results.append(exc)
+                _fill(plans, results, _not_sent(exc))
                 break
             finally:
                 self._deadline = None
@@ -240,82 +314,106 @@ class AsyncSMTPClient(AsyncSession):
         carries the previous message's content and the next envelope: content, RSET, MAIL,
         RCPTs, DATA. The content waits for its 354 as always.
         """
-        core, _ = self._require()
-        carried: tuple[_Plan, Reply, list[Reply]] | None = None  # got 354, content not sent
+        carried: _Carried | None = None
         started = False
         try:
             for item in [*plans, None]:  # None: flush the last message's content
                 if isinstance(item, SMTPError):
                     if carried is not None:  # keep results in order: finish the previous one
-                        await self._finish_chained(carried, b"", results)
+                        self._start_message_clock()
+                        await self._chain(carried, None, started, results)
                         carried = None
                     results.append(item)
                     continue
                 if item is None and carried is None:
                     break
                 self._start_message_clock()
-                out = b""
-                if carried is not None:
-                    out += core.send(DataContent(carried[0].content))
-                if item is not None:
-                    if started:  # the previous transaction may have failed: start clean
-                        out += core.send(Rset())
-                    out += b"".join(core.send(c) for c in (item.mail, *item.rcpts, Data()))
-                await self._finish_chained(carried, out, results)
-                carried = None
-                if item is None:
-                    break
-                if started:
-                    await self._read_reply()  # RSET's reply says nothing about the message
-                started = True
-                mail, rcpts, data = await self._read_transaction(item)
-                envelope_ok = mail.is_positive and any(r.is_positive for r in rcpts)
-                if data.code == 354 and envelope_ok:
-                    carried = (item, mail, rcpts)
-                    continue
-                if data.code == 354:  # RFC 2920 §3.1: leave the data state with a lone "."
-                    await self._write(core.send(DataContent(b"")))
-                    await self._read_reply()
-                try:
-                    if envelope_ok:
-                        raise DataRefusedError(data)
-                    results.append(_outcome(item, mail, rcpts, data))  # raises the refusal
-                except ReplyError as exc:
-                    results.append(exc)
+                carried = await self._chain(carried, item, started, results)
+                started = started or item is not None
         except SMTPError as exc:
-            results.extend(exc for _ in range(len(plans) - len(results)))
+            _fill(plans, results, exc)
         finally:
             self._deadline = None
 
-    async def _finish_chained(
+    async def _chain(
         self,
-        carried: tuple[_Plan, Reply, list[Reply]] | None,
-        out: bytes,
+        carried: _Carried | None,
+        item: _Plan | None,
+        started: bool,
         results: list[SendResult | SMTPError],
-    ) -> None:
-        """Write ``out`` (it starts with the content of ``carried``, if any); judge that message."""
-        core, _ = self._require()
-        if carried is not None and not out:
-            out = core.send(DataContent(carried[0].content))
-        if out:
-            await self._write(out)
-        if carried is not None:
-            plan, mail, rcpts = carried
-            final = await self._read_reply()
-            try:
-                results.append(_outcome(plan, mail, rcpts, final))
-            except ReplyError as exc:
-                results.append(exc)
+    ) -> _Carried | None:
+        """One write: ``carried``'s content, then RSET and ``item``'s envelope and DATA.
 
-    async def _send_plan(self, plan: _Plan) -> SendResult:
-        if self._uses_pipelining():
-            return await self._send_pipelined(plan)
-        return await self._send_lockstep(plan)
+        ``carried`` is judged (its result appended); ``item`` too if its DATA was refused,
+        else it is returned, to be carried by the next write. On a lost connection this
+        appends ``carried``'s result and raises the error for ``item`` and the rest.
+        """
+        core = await self._begin()
+        out = bytearray()
+        if carried is not None:
+            out += core.send(DataContent(carried.plan.content))
+        content_end = len(out)
+        if item is not None:
+            if started:  # the previous transaction may have failed: start clean
+                out += core.send(_RSET)
+            for command in (item.mail, *item.rcpts, Data()):
+                out += core.send(command)
+        try:
+            await self._write(bytes(out))
+        except SMTPError as exc:
+            if carried is not None and self._answered:  # its reply came before the failure
+                answer = self._answered[0]
+                if answer.code == 421:
+                    raise ServerDisconnected(f"server closed the connection: {answer}") from exc
+                results.append(_judge(carried.plan, carried.mail, carried.rcpts, answer))
+            elif carried is not None and self._sent >= content_end:
+                results.append(unknown(exc))  # its content had left whole
+            raise
+        final: Reply | None = None
+        if carried is not None:
+            try:
+                final = await self._read_reply()
+            except DeliveryUnknownError as exc:
+                results.append(exc)
+                raise _not_sent(exc) from None
+        try:
+            if item is None:
+                await self._verify_final()
+            else:
+                if started:
+                    await self._read_reply()  # RSET's reply says nothing about the message
+                mail, rcpts, data = await self._read_transaction(item)
+                await self._verify_idle()
+        except SMTPError as exc:
+            if carried is not None and final is not None:
+                # Out of step: its reply came in a group of replies shown to be wrong.
+                stands = not _out_of_step(exc)
+                results.append(
+                    _judge(carried.plan, carried.mail, carried.rcpts, final)
+                    if stands
+                    else (exc if isinstance(exc, DeliveryUnknownError) else unknown(exc))
+                )
+            raise _not_sent(exc) from None
+        if carried is not None and final is not None:
+            results.append(_judge(carried.plan, carried.mail, carried.rcpts, final))
+        if item is None:
+            return None
+        envelope_ok = mail.is_positive and any(r.is_positive for r in rcpts)
+        if data.code == 354 and envelope_ok:
+            return _Carried(item, mail, rcpts)
+        if data.code == 354:  # RFC 2920 §3.1: leave the data state with a lone "."
+            core = await self._begin()
+            await self._write(core.send(DataContent(b"", abort=True)))
+            await self._read_reply()
+        if envelope_ok:
+            results.append(DataRefusedError(data))
+        else:
+            results.append(_judge(item, mail, rcpts, data))  # the refusal
+        return None
 
     async def _send_bursts(
         self, plans: Sequence[_Plan | SMTPError], results: list[SendResult | SMTPError]
     ) -> None:
-        core, _ = self._require()
         queue = deque(plans)
         started = False
         failed_last = False
@@ -326,9 +424,12 @@ class AsyncSMTPClient(AsyncSession):
                 item = queue.popleft()
                 burst.append(item)
                 size += len(item.content) if isinstance(item, _Plan) else 0
+            first = len(results)
             try:
+                core = await self._begin()
                 out = bytearray()
                 resets: list[bool] = []
+                ends: list[int] = []  # where each transaction's content ends in `out`
                 for item in burst:
                     # RSET before every transaction but the first: the previous one may have
                     # failed in a way that leaves the server inside a transaction.
@@ -336,27 +437,71 @@ class AsyncSMTPClient(AsyncSession):
                     if isinstance(item, _Plan):
                         if started:
                             out += core.send(_RSET)
-                        out += self._encode_bdat_transaction(item)
+                        out += self._encode_bdat_transaction(core, item)
                         started = True
+                    ends.append(len(out))
                 self._start_message_clock()  # a burst is bounded like one message
-                await self._write(bytes(out))
-                for item, reset in zip(burst, resets, strict=True):
-                    if isinstance(item, SMTPError):
-                        results.append(item)
-                        continue
-                    if reset:
-                        await self._read_reply()  # RSET's reply says nothing about the message
-                    mail, rcpts, final = await self._read_transaction(item)
-                    try:
-                        results.append(_outcome(item, mail, rcpts, final))
-                        failed_last = False
-                    except ReplyError as exc:
-                        results.append(exc)
-                        failed_last = True
+                try:
+                    await self._write(bytes(out))
+                except SMTPError as exc:
+                    self._judge_written(burst, resets, ends, results, exc)
+                    raise
+                try:
+                    for item, reset in zip(burst, resets, strict=True):
+                        if isinstance(item, SMTPError):
+                            results.append(item)
+                            continue
+                        if reset:
+                            await self._read_reply()  # RSET's reply says nothing about the message
+                        mail, rcpts, final = await self._read_transaction(item)
+                        results.append(_judge(item, mail, rcpts, final))
+                        failed_last = isinstance(results[-1], ReplyError)
+                    await self._verify_final()
+                except SMTPError as exc:
+                    error = exc
+                    if _out_of_step(exc):  # no reply of this burst can be trusted
+                        del results[first:]
+                        error = exc if isinstance(exc, DeliveryUnknownError) else unknown(exc)
+                    # The rest of the burst: unknown; or, after a 421, refused with it.
+                    done = len(results) - first
+                    results.extend(i if isinstance(i, SMTPError) else error for i in burst[done:])
+                    raise _not_sent(error) from None
             except SMTPError as exc:
-                results.extend(exc for _ in range(len(plans) - len(results)))
+                _fill(plans, results, exc)
                 return
             finally:
                 self._deadline = None
         if failed_last:
             await self._reset()
+
+    def _judge_written(
+        self,
+        burst: Sequence[_Plan | SMTPError],
+        resets: Sequence[bool],
+        ends: Sequence[int],
+        results: list[SendResult | SMTPError],
+        error: SMTPError,
+    ) -> None:
+        """After a burst's write failed: judge each transaction by the replies that had come
+        in; one with no final reply is unknown if it was written whole. Stops at the first
+        transaction neither answered nor written whole (it and the rest were not sent), or
+        at a 421 (the server took in nothing after it)."""
+        replies = self._answered
+        at = 0
+        for item, reset, end in zip(burst, resets, ends, strict=True):
+            if isinstance(item, SMTPError):
+                results.append(item)
+                continue
+            need = int(reset) + len(item.rcpts) + 2
+            mine = replies[at : at + need]
+            if any(r.code == 421 for r in mine):
+                return
+            if len(mine) == need:
+                at += need
+                mine = mine[int(reset) :]
+                results.append(_judge(item, mine[0], mine[1:-1], mine[-1]))
+            elif end <= self._sent:
+                at = len(replies)
+                results.append(unknown(error))
+            else:
+                return

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from mailout.exceptions import (
+    DeliveryUnknownError,
     ImproperlyConfigured,
     ReplyError,
     ServerDisconnected,
@@ -41,7 +42,11 @@ from mailout.smtp._protocol.auth import SUPPORTED_MECHANISMS, AuthFlow
 from mailout.smtp._streams.asyncio_stream import AsyncStream, open_async_stream
 from mailout.utils import is_loopback
 
-__all__ = ["AsyncSession"]
+__all__ = ["DATA_DONE_TIMEOUT", "AsyncSession"]
+
+# RFC 5321 §4.5.3.2.6: wait 10 minutes for the reply to the end of data, since giving up
+# earlier, while the server is still taking the message in, is how duplicates are made.
+DATA_DONE_TIMEOUT = 600.0
 
 
 class AsyncSession:
@@ -51,6 +56,11 @@ class AsyncSession:
 
     ``use_tls`` means STARTTLS is *required* (no silent downgrade); ``use_ssl`` means implicit
     TLS. Certificates are verified unless an ``ssl_context`` that does not verify is given.
+
+    ``timeout`` bounds the connect and each reply; ``data_done_timeout`` bounds the wait for
+    the reply to a message's end of data (and for the replies before it in the same
+    pipelined write, which a server may hold back until then); ``message_timeout`` bounds a
+    whole transaction, or a whole burst of them.
     """
 
     def __init__(
@@ -66,6 +76,7 @@ class AsyncSession:
         ssl_keyfile: str | None = None,
         timeout: float | None = 30.0,
         message_timeout: float | None = 600.0,
+        data_done_timeout: float | None = DATA_DONE_TIMEOUT,
         local_hostname: str | None = None,
         username: str | None = None,
         password: str | None = None,
@@ -91,7 +102,10 @@ class AsyncSession:
         # RFC 5321 §4.5.3.2 allows 10 minutes for the end of DATA; this bounds one whole
         # transaction (or one burst of them), so a server trickling replies cannot stall forever.
         self.message_timeout = message_timeout
+        self.data_done_timeout = data_done_timeout
         self._deadline: float | None = None
+        self._sent = 0  # bytes of the last _write() that left (all of them unless it failed)
+        self._answered: list[Reply] = []  # replies already in when the last _write() failed
         self.local_hostname = local_hostname
         self.username = username
         self._password = password  # never shown: see __repr__
@@ -101,6 +115,7 @@ class AsyncSession:
         self._stream: AsyncStream | None = None
         self._core: Connection | None = None
         self._encrypted = False
+        self._closed_by: ServerDisconnected | None = None  # a 421 that ended the session
 
     def __repr__(self) -> str:
         user = f" username={self.username!r}" if self.username is not None else ""
@@ -158,6 +173,7 @@ class AsyncSession:
         )
         self._core = Connection()
         self._encrypted = self.use_ssl
+        self._closed_by = None
         try:
             greeting = await self._read_reply()
             if greeting.code != 220:  # RFC 5321 §3.1: 554 means "no service here"
@@ -252,17 +268,22 @@ class AsyncSession:
 
     def _require(self) -> tuple[Connection, AsyncStream]:
         if self._core is None or self._stream is None or self._core.state is State.CLOSED:
+            if self._closed_by is not None:
+                raise ServerDisconnected(str(self._closed_by))
             raise SMTPConnectError("not connected: call connect() first")
         return self._core, self._stream
 
-    def _time_left(self) -> float | None:
-        """Seconds left for one operation: ``timeout``, cut short by the message deadline."""
+    def _time_left(self, timeout: float | None = None) -> float | None:
+        """Seconds left for one operation: ``timeout`` (by default the ``timeout`` option), cut
+        short by the message deadline."""
+        if timeout is None:
+            timeout = self.timeout
         if self._deadline is None:
-            return self.timeout
+            return timeout
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise self._late()
-        return left if self.timeout is None else min(left, self.timeout)
+        return left if timeout is None else min(left, timeout)
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
@@ -275,19 +296,80 @@ class AsyncSession:
             self._deadline = time.monotonic() + self.message_timeout
 
     async def _write(self, data: bytes) -> None:
+        """Write ``data``. If that fails, ``_sent`` says how much of it left (the rest never
+        will) and ``_answered`` holds the replies that had already come for what was written."""
         _, stream = self._require()
+        self._sent = 0
+        self._answered = []
         try:
             await stream.write(data, self._time_left())
         except BaseException as exc:
             # Half a write (or a cancelled one) leaves the server out of step: drop the link.
+            self._sent = stream.written
+            self._answered = self._received(stream)
             await self._abort()
             if isinstance(exc, SMTPTimeoutError) and self._past_deadline():
                 raise self._late() from None
             raise
+        self._sent = len(data)
+
+    def _received(self, stream: AsyncStream) -> list[Reply]:
+        """The replies that arrived while a write was failing, paired with their commands."""
+        core = self._core
+        if core is None:
+            return []
+        for _ in range(16):  # what already arrived, within the parser's own limits
+            data = stream.poll()
+            if not data:
+                break
+            core.receive_data(data)
+        return core.buffered_replies()
+
+    async def _begin(self) -> Connection:
+        """The core, ready for the first command of a new write.
+
+        When no reply is owed, whatever the server has sent already answers nothing we sent
+        (an early reply, such as a 250 right after 354): it is fed to the core, which refuses
+        it rather than pair it with the command about to go out. The connection is then over.
+        """
+        core, stream = self._require()
+        if core.idle:
+            try:
+                core.receive_data(stream.poll())
+                core.check_idle()
+            except BaseException:
+                await self._abort()
+                raise
+        return core
+
+    async def _verify_idle(self) -> None:
+        """After the last reply of a write: the server must have sent nothing more.
+
+        A reply left over means one was answered twice or early, so the replies just read may
+        belong to other commands: SMTPProtocolError (the connection is over). A ``421`` left
+        over only says the server is closing (RFC 5321 §3.8): the replies read stand.
+        """
+        core, stream = self._require()
+        try:
+            core.receive_data(stream.poll())
+            core.check_idle()
+        except ServerDisconnected as exc:
+            self._closed_by = exc  # what the next command will be told
+            await self._abort()
+        except BaseException:
+            await self._abort()
+            raise
 
     async def _read_reply(self) -> Reply:
-        """Read until the core has a whole reply; ``timeout`` bounds each reply, not each read."""
+        """Read until the core has a whole reply; ``timeout`` bounds each reply, not each read.
+
+        While an end of data awaits its reply, ``data_done_timeout`` bounds it instead, and a
+        reply that cannot be had (a timeout, a dropped connection, a garbled or out-of-step
+        reply) raises DeliveryUnknownError: the server has the whole message and may have
+        taken it, so it must not be sent again.
+        """
         core, stream = self._require()
+        committing = core.committing
         try:
             if self._deadline is not None and time.monotonic() >= self._deadline:
                 raise self._late()
@@ -295,7 +377,7 @@ class AsyncSession:
             if isinstance(reply, Need):
                 # Only a reply not yet (wholly) buffered needs a read, and so a time budget;
                 # after a pipelined burst most replies are already here.
-                budget = self._time_left()
+                budget = self._time_left(self.data_done_timeout if committing else None)
                 deadline = None if budget is None else time.monotonic() + budget
                 while isinstance(reply, Need):
                     remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
@@ -305,16 +387,21 @@ class AsyncSession:
             # A timeout, a garbled reply or a cancellation mid-transaction leaves the session in
             # an unknown state: the connection is unusable.
             await self._abort()
+            error: BaseException = exc
             if isinstance(exc, SMTPTimeoutError) and self._past_deadline():
-                raise self._late() from None
-            raise
+                error = self._late()
+            if committing and isinstance(error, SMTPError):
+                raise unknown(error) from error
+            if error is exc:
+                raise
+            raise error from None
         if reply.code == 421:  # RFC 5321 §3.8: the server is closing the connection
             await self._abort()
             raise ServerDisconnected(f"server closed the connection: {reply}")
         return reply
 
     async def _roundtrip(self, command: Command) -> Reply:
-        core, _ = self._require()
+        core = await self._begin()
         await self._write(core.send(command))
         return await self._read_reply()
 
@@ -322,6 +409,16 @@ class AsyncSession:
         """RSET after a failed transaction; its own failure must not hide the first error."""
         with contextlib.suppress(SMTPError):
             await self._roundtrip(Rset())
+
+
+def unknown(cause: SMTPError) -> DeliveryUnknownError:
+    """The error of a message whose content was sent whole but whose final reply was lost."""
+    error = DeliveryUnknownError(
+        f"the message was sent in full but its final reply was lost ({cause}): it may have "
+        "been delivered, so it is not sent again"
+    )
+    error.__cause__ = cause
+    return error
 
 
 def _address_literal(address: str) -> str:

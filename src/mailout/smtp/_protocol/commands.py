@@ -60,6 +60,12 @@ class Command:
         """Key of this command in the state table of :mod:`connection`."""
         return self.verb
 
+    @property
+    def commits(self) -> bool:
+        """Whether this command ends a message's content, so that its reply is the server's
+        decision on the message: the end of data of RFC 5321 §4.5.3.2.6 (or BDAT LAST)."""
+        return False
+
     def encode(self) -> bytes:
         raise NotImplementedError
 
@@ -135,11 +141,18 @@ class DataContent(Command):
     """The message sent after a 354 reply to DATA; answered by one reply (RFC 5321 §4.1.1.4).
 
     RFC 2920 §3.1 allows content to be the first "command" of a group, hence pipelinable.
+    ``abort=True`` marks the lone "." that leaves a DATA accepted for a transaction with no
+    valid recipient (RFC 2920 §3.1): it delivers nothing, so it commits nothing.
     """
 
     verb: ClassVar[str] = "CONTENT"
     pipelinable: ClassVar[bool] = True
     content: bytes = field(repr=False)
+    abort: bool = False
+
+    @property
+    def commits(self) -> bool:
+        return not self.abort
 
     def encode(self) -> bytes:
         return encode_data(self.content)
@@ -157,6 +170,10 @@ class Bdat(Command):
     @property
     def kind(self) -> str:
         return "BDAT LAST" if self.last else "BDAT"
+
+    @property
+    def commits(self) -> bool:
+        return self.last
 
     def encode(self) -> bytes:
         if self.size < 0:

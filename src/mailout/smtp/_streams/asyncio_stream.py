@@ -83,11 +83,16 @@ def _translate(exc: BaseException, action: str) -> Exception:
 
 
 class AsyncStream:
-    """A connected stream; ``read`` returns whatever arrived, never empty (EOF raises)."""
+    """A connected stream; ``read`` returns whatever arrived, never empty (EOF raises).
+
+    ``written`` is how many bytes of the last ``write()`` left this process: all of them,
+    unless it failed, in which case the rest was discarded and never reaches the server.
+    """
 
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        self.written = 0
 
     @property
     def local_address(self) -> str:
@@ -108,15 +113,31 @@ class AsyncStream:
             raise _translate(protocol.error, "reading") from protocol.error
         raise ServerDisconnected("the server closed the connection")
 
+    def poll(self) -> bytes:
+        """What has arrived and not been read yet, without waiting (``b""`` if nothing)."""
+        data = bytes(self._protocol.buffer)
+        self._protocol.buffer.clear()
+        return data
+
     async def write(self, data: bytes, timeout: float | None) -> None:
+        self.written = 0
         if self._transport.is_closing():
             raise ServerDisconnected("the connection is closed")
-        self._transport.write(data)
+        transport = self._transport
+        transport.write(data)
         try:
             async with asyncio.timeout(timeout):
                 await self._protocol.drain()
-        except TimeoutError as exc:
-            raise _translate(exc, "writing") from None
+        except BaseException as exc:
+            # What is still buffered never left: abort (not close, which would flush it) so
+            # that it never does, and `written` stays true. The caller decides from it which
+            # messages the server may have received whole.
+            self.written = len(data) - min(len(data), transport.get_write_buffer_size())
+            transport.abort()
+            if isinstance(exc, TimeoutError):
+                raise _translate(exc, "writing") from None
+            raise
+        self.written = len(data)
 
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None

@@ -27,10 +27,15 @@ def _translate(exc: BaseException, action: str) -> Exception:
 
 
 class SyncStream:
-    """A connected socket; ``read`` returns whatever arrived, never empty (EOF raises)."""
+    """A connected socket; ``read`` returns whatever arrived, never empty (EOF raises).
+
+    ``written`` is how many bytes of the last ``write()`` the operating system took: all of
+    them, unless it failed (the rest was never sent).
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self.written = 0
 
     @property
     def local_address(self) -> str:
@@ -48,16 +53,33 @@ class SyncStream:
             raise ServerDisconnected("the server closed the connection")
         return data
 
+    def poll(self) -> bytes:
+        """What has arrived and not been read yet, without waiting (``b""`` if nothing)."""
+        sock = self._sock
+        timeout = sock.gettimeout()
+        try:
+            sock.settimeout(0.0)
+            return sock.recv(READ_SIZE)  # b"" at EOF: the next read() reports it
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
+            return b""  # nothing (over TLS: perhaps a record with no application data)
+        except OSError:
+            return b""  # a broken socket: the next read() or write() reports it
+        finally:
+            sock.settimeout(timeout)
+
     def write(self, data: bytes, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         view = memoryview(data)
+        self.written = 0
         try:
             # sendall() would apply the timeout per send() call; this bounds the whole write.
+            self._sock.settimeout(timeout)
             while view:
                 if deadline is not None:
                     self._sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 sent = self._sock.send(view)
                 view = view[sent:]
+                self.written += sent
         except OSError as exc:
             raise _translate(exc, "writing") from exc
 
