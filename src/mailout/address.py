@@ -1,7 +1,8 @@
 """Email addresses: check one, refuse anything that could inject, encode the domain with IDNA.
 
 An address given by a user is parsed with the standard library's RFC 5322 header parser. It must
-be exactly one mailbox with no parse defects; its domain is IDNA-encoded so it can travel in
+be exactly one mailbox with no parse defects, that an SMTP envelope can carry (RFC 5321 §4.1.2,
+``mailout.mailbox``); its domain is IDNA-encoded so it can travel in
 ASCII headers and commands; a non-ASCII local part is kept as it is and marks the message as
 needing SMTPUTF8 (RFC 6531), since there is no ASCII form of it.
 """
@@ -18,6 +19,7 @@ from functools import lru_cache
 from typing import Final
 
 from mailout.exceptions import BadHeaderError, InvalidAddressError, MessageTypeError
+from mailout.mailbox import check_mailbox
 from mailout.utils import lazy_text
 
 __all__ = [
@@ -39,7 +41,8 @@ MAX_LABEL_LENGTH: Final = 63
 # A plain ASCII ``local@domain`` (dot-atom on both sides) parses to itself; recognising it here
 # skips the stdlib's header parser, which costs ~90 µs an address.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"  # RFC 5321 §4.1.2 sub-domain (LDH)
+_PLAIN = rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABEL}(?:\.{_LABEL})*"
 _PLAIN_ADDRESS: Final = re.compile(_PLAIN)
 # And ``Display Name <local@domain>`` whose name is ASCII words of atext separated by single
 # spaces (no dots, quotes or other specials, which the stdlib parser treats specially).
@@ -78,9 +81,25 @@ NO_NEWLINES: Final = (
 
 def _decoded(value: str) -> str:
     try:
-        return str(make_header(decode_header(value)))
+        chunks = decode_header(value)
     except (UnicodeError, LookupError, HeaderParseError, ValueError):
         return value
+    try:
+        return str(make_header(chunks))
+    except (UnicodeError, LookupError, HeaderParseError, ValueError):
+        # make_header() refuses a mix it cannot rebuild (a raw non-ASCII character next to an
+        # encoded word), yet the stdlib still decodes that word when it parses the header:
+        # check each piece decoded on its own.
+        return "".join(_piece(chunk, charset) for chunk, charset in chunks)
+
+
+def _piece(chunk: str | bytes, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    try:
+        return chunk.decode(charset or "latin-1", "replace")
+    except LookupError:
+        return chunk.decode("latin-1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +171,9 @@ def _parse(value: str, field: str) -> Address:
         domain=encode_domain(parsed.domain, field=field),
     )
     check_header_value(field, address.display_name)  # after decoding of any RFC 2047 words
+    # What RFC 5322 allows and an SMTP envelope cannot carry (a domain such as "a_b.example",
+    # "<" or ">" in a quoted local part) is refused here, for every backend alike.
+    check_mailbox(field, address.addr_spec)
     if len(address.addr_spec.encode()) > MAX_ADDRESS_LENGTH:
         raise InvalidAddressError(f"{field}: address {value!r} is longer than 254 octets")
     if any(len(label) > MAX_LABEL_LENGTH for label in address.domain.split(".")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailout.exceptions import InvalidMessageError
+from mailout.mailbox import check_mailbox
 from mailout.smtp._protocol.reply import Reply
 
 __all__ = ["Envelope", "SendResult"]
@@ -16,6 +17,12 @@ class Envelope:
 
     ``smtputf8`` asks for SMTPUTF8 (RFC 6531) and fails if the server lacks it; ``eight_bit``
     adds BODY=8BITMIME (RFC 6152) when the server offers it.
+
+    Every address must be a mailbox (RFC 5321 §4.1.2, UTF-8 allowed as RFC 6531 says) and is
+    checked here, so that none can carry ESMTP parameters or commands onto the wire:
+    InvalidAddressError (BadHeaderError for CR, LF or NUL) names the field. ``sender`` may be
+    ``""``, the null reverse-path of bounces; any address may be a local part alone
+    (``"postmaster"``, ``"webmaster"``), as Django allows.
     """
 
     sender: str
@@ -30,6 +37,9 @@ class Envelope:
         object.__setattr__(self, "recipients", tuple(self.recipients))
         if not self.recipients:
             raise InvalidMessageError("recipients is empty: an envelope needs at least one")
+        check_mailbox("Envelope.sender", self.sender, null=True)
+        for index, recipient in enumerate(self.recipients):
+            check_mailbox(f"Envelope.recipients[{index}]", recipient)
 
 
 @dataclass(frozen=True, slots=True)
