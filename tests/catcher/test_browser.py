@@ -456,3 +456,26 @@ def test_keyboard_navigation(page: Any, inbox: Inbox) -> None:
     expect(page.locator("#panel-text")).to_be_visible()
     page.keyboard.press("/")
     expect(page.locator("#q")).to_be_focused()
+
+
+def test_a_message_too_complex_to_decode_is_shown_raw_with_a_notice(
+    page: Any, inbox: Inbox
+) -> None:
+    depth = 2_000  # far past parse.MAX_DEPTH: the email package would recurse until it fails
+    opening = b"".join(
+        b"Content-Type: multipart/mixed; boundary=n%d\r\n\r\n--n%d\r\n" % (i, i)
+        for i in range(depth)
+    )
+    raw = b"Subject: Nested deep\r\n" + opening + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
+    inbox.store.add("ana@example.com", ["bob@example.com"], message("Plain"))
+    inbox.store.add("ana@example.com", ["bob@example.com"], raw)
+    open_inbox(page, inbox)
+    page.locator("#list a.msg").first.click()
+    expect(page.locator("#v-subject")).to_have_text("Nested deep")
+    expect(page.locator("#v-notice")).to_be_visible()
+    expect(page.locator("#v-notice")).to_contain_text("shown raw")
+    expect(page.get_by_role("tab", name="Raw")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#v-raw")).to_contain_text("boundary=n1999")
+    page.locator("#list a.msg").nth(1).click()  # an ordinary message: no notice
+    expect(page.locator("#v-subject")).to_have_text("Plain")
+    expect(page.locator("#v-notice")).to_be_hidden()

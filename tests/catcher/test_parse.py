@@ -89,3 +89,96 @@ def test_never_raises_on_mime_like_garbage(pieces: list[bytes]) -> None:
     raw = b"".join(pieces)
     parse.summarize(raw)
     parse.details(raw)
+
+
+# -- bounded work ----------------------------------------------------------------------------------
+
+
+def multipart(count: int) -> bytes:
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\np%d\r\n" % i for i in range(count))
+    return b"Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
+
+
+def nested(depth: int) -> bytes:
+    opening = b"".join(
+        b"Content-Type: multipart/mixed; boundary=n%d\r\n\r\n--n%d\r\n" % (i, i)
+        for i in range(depth)
+    )
+    return b"Subject: deep\r\n" + opening + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
+
+
+def test_up_to_max_parts_are_decoded() -> None:
+    info = parse.details(multipart(parse.MAX_PARTS - 1))
+    assert info.notice is None
+    assert len(info.attachments) == parse.MAX_PARTS - 2  # the first part is the text body
+
+
+def test_past_max_parts_only_the_headers_are_read() -> None:
+    found = parse.read(multipart(parse.MAX_PARTS + 1))
+    assert found.details.notice is not None
+    assert "1,002 lines that may start MIME parts" in found.details.notice
+    assert found.details.headers[0] == ("Subject", "s")
+    assert (found.details.text, found.details.parts, found.details.attachments) == (None, [], [])
+    assert found.summary()["subject"] == "s"
+    assert found.attachment(0) is None
+
+
+def test_nesting_past_max_depth_is_shown_raw_never_a_recursion_error() -> None:
+    assert parse.details(nested(parse.MAX_DEPTH - 2)).notice is None
+    for depth in (parse.MAX_DEPTH + 1, 400, 3000):
+        notice = parse.details(nested(depth)).notice
+        assert notice is not None
+        assert "nest" in notice or "MIME parts" in notice
+
+
+def test_too_many_header_fields_and_a_huge_content_field() -> None:
+    many = b"".join(b"X-F%d: v\r\n" % i for i in range(parse.MAX_FIELDS + 1)) + b"\r\nbody\r\n"
+    assert "header fields" in (parse.details(many).notice or "")
+    wide = b"Content-Type: text/plain; x=" + b"y" * parse.MAX_CONTENT_FIELD + b"\r\n\r\nbody\r\n"
+    assert "Content-Type field" in (parse.details(wide).notice or "")
+
+
+def test_long_header_values_past_the_budget_are_decoded_word_by_word() -> None:
+    crowd = ", ".join(f"=?utf-8?q?R=C3=A9my_{i}?= <r{i}@example.com>" for i in range(5000))
+    raw = f"Subject: =?utf-8?q?Caf=C3=A9?=\r\nTo: {crowd}\r\n\r\nhi\r\n".encode()
+    assert len(crowd) > parse.STRUCTURED_BUDGET
+    found = parse.read(raw)
+    assert found.details.notice is None
+    assert found.header("Subject") == "Café"
+    to = found.header("To")
+    assert to.startswith("Rémy 0 <r0@example.com>, Rémy 1")
+    assert to.endswith("Rémy 4999 <r4999@example.com>")
+
+
+def _old_strip_tags(markup: str) -> str:
+    """The regular expression the scan replaced (quadratic on hostile input): the oracle."""
+    import html
+    import re
+
+    tag = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+    return html.unescape(tag.sub(" ", markup))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["<", ">", "</", "script", "SCRIPT", "style", " ", "x", "&amp;", "\n", "<b>", "/"]
+        ),
+        max_size=24,
+    ).map("".join)
+)
+def test_strip_tags_agrees_with_the_regular_expression(markup: str) -> None:
+    from mailout.catcher.mime import strip_tags
+
+    assert strip_tags(markup) == _old_strip_tags(markup)
+
+
+def test_strip_tags_is_linear_on_hostile_markup() -> None:
+    from mailout.catcher.mime import strip_tags
+
+    # Counted in work, not time: a quadratic scan of 400,000 characters would not return.
+    hostile = "<script>" * 50_000 + "<" * 100_000 + "<style>x" * 10_000
+    assert strip_tags(hostile).split() == ["x"] * 10_000  # no end tag: only the tags go
+    small = "<script>" * 50 + "<" * 100 + "<style>x" * 10
+    assert strip_tags(small) == _old_strip_tags(small)

@@ -336,6 +336,44 @@ def test_size_limit(catcher: Catcher, wire: Wire) -> None:
     assert catcher.store.list()[0] == 0
 
 
+@pytest.mark.parametrize("split", [0, 1], ids=["crlf-whole", "crlf-split-across-writes"])
+def test_a_line_over_the_limit_is_refused_after_its_end_and_the_next_message_is_whole(
+    catcher: Catcher, wire: Wire, split: int
+) -> None:
+    from mailout.catcher.smtp import LINE_LIMIT
+
+    wire.send(b"EHLO me\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+    for _ in range(4):
+        wire.reply()
+    # Over the limit, and (without split) over the max size too: the line comes first.
+    wire.send(b"Subject: long\r\n\r\n" + b"z" * (3 * LINE_LIMIT + 7) + b"\r")
+    time.sleep(0.05 * split)  # with split, the LF of the long line's CRLF comes apart
+    wire.send(b"\n.leading dot, still inside\r\n.\r\n")
+    assert wire.line().startswith(b"500 5.5.2 Line too long")
+    wire.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+    for _ in range(3):
+        wire.line()
+    wire.send(b"Subject: next\r\n\r\nafter\r\n.\r\n")
+    assert wire.line().startswith(b"250 2.0.0")
+    [raw] = stored(catcher)
+    assert without_received(raw) == b"Subject: next\r\n\r\nafter\r\n"
+
+
+def test_a_transaction_takes_at_most_max_recipients(catcher: Catcher, wire: Wire) -> None:
+    from mailout.catcher.smtp import MAX_RECIPIENTS
+
+    wire.send(b"EHLO me\r\nMAIL FROM:<a@example.com>\r\n")
+    wire.reply(), wire.reply()
+    wire.send(b"".join(b"RCPT TO:<r%d@example.com>\r\n" % i for i in range(MAX_RECIPIENTS + 2)))
+    replies = [wire.line()[:3] for _ in range(MAX_RECIPIENTS + 2)]
+    assert replies == [b"250"] * MAX_RECIPIENTS + [b"452"] * 2
+    wire.send(b"DATA\r\nSubject: many\r\n\r\nx\r\n.\r\n")
+    assert wire.line().startswith(b"354")
+    assert wire.line().startswith(b"250")
+    [summary] = catcher.store.list()[1]
+    assert len(summary.recipients) == MAX_RECIPIENTS
+
+
 def test_long_lines_are_kept(catcher: Catcher) -> None:
     body = b"Subject: long\r\n\r\n" + b"z" * 5000 + b"\r\n"
     with smtplib.SMTP(*catcher.smtp_address or ()) as client:

@@ -4,6 +4,10 @@ Every error answers ``{"error": "..."}`` with 400 (bad parameter), 404 (no such 
 attachment) or 408 (``/api/wait`` timed out). Nothing here trusts the mail: header values and
 file names reach the browser only as JSON strings or as RFC 6266 ``filename*`` parameters, and
 the message HTML only through ``/api/messages/{id}/html`` under a script-less, remote-less CSP.
+
+The event loop these run on also serves SMTP, so no endpoint does heavy work on it: store
+queries run in a thread, messages are read (parsed) once in ``views.MessageViews``' workers,
+and large JSON is encoded in a thread.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from starlette.routing import Route
 
 from mailout.catcher import parse
 from mailout.catcher.store import MessageStore, StoreEvent, Summary
+from mailout.catcher.views import MessageViews
 
 __all__ = ["EventHub", "routes"]
 
@@ -97,19 +102,28 @@ def _message_id(request: Request) -> int:
     return _int(request.path_params["id"], "message id", 0, 1, 2**63 - 1)
 
 
-def _summary(store: MessageStore, request: Request) -> Summary:
-    message_id = _message_id(request)
-    summary = store.get(message_id)
+async def _summary(store: MessageStore, message_id: int) -> Summary:
+    summary = await asyncio.to_thread(store.get, message_id)
     if summary is None:
         raise NotFound(f"no message {message_id}")
     return summary
 
 
-def _raw(store: MessageStore, message_id: int) -> bytes:
-    raw = store.raw(message_id)
-    if raw is None:
+async def _parsed(views: MessageViews, message_id: int) -> parse.Parsed:
+    parsed = await views.read(message_id)
+    if parsed is None:
         raise NotFound(f"no message {message_id}")
-    return raw
+    return parsed
+
+
+def _dumps(data: object) -> bytes:
+    # As JSONResponse encodes, in whatever thread calls it.
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+async def _json(data: object) -> Response:
+    """A JSON response encoded off the event loop (a message's bodies can be megabytes)."""
+    return Response(await asyncio.to_thread(_dumps, data), media_type="application/json")
 
 
 # -- representations -----------------------------------------------------------------------------
@@ -135,8 +149,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
     }
 
 
-def details_json(summary: Summary, raw: bytes) -> dict[str, Any]:
-    found = parse.details(raw)
+def details_json(summary: Summary, found: parse.Details) -> dict[str, Any]:
     base = f"/api/messages/{summary.id}"
     return {
         **summary_json(summary),
@@ -158,6 +171,7 @@ def details_json(summary: Summary, raw: bytes) -> dict[str, Any]:
         ],
         "attachment_count": summary.attachments,
         "parts": found.parts,
+        "notice": found.notice,
     }
 
 
@@ -274,7 +288,9 @@ def _sse(kind: str, data: dict[str, Any]) -> str:
 # -- endpoints -----------------------------------------------------------------------------------
 
 
-def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> list[Route]:
+def routes(
+    store: MessageStore, hub: EventHub, views: MessageViews, *, smtp_address: str = ""
+) -> list[Route]:
     def handle(
         endpoint: Callable[[Request], Any],
     ) -> Callable[[Request], Any]:
@@ -297,27 +313,31 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
     async def list_messages(request: Request) -> Response:
         limit = _int(request.query_params.get("limit"), "limit", 50, 0, MAX_LIMIT)
         offset = _int(request.query_params.get("offset"), "offset", 0, 0, 2**62)
-        total, found = store.list(
-            to=_text(request, "to"), q=_text(request, "q"), limit=limit, offset=offset
+        total, found = await asyncio.to_thread(
+            store.list, to=_text(request, "to"), q=_text(request, "q"), limit=limit, offset=offset
         )
         return JSONResponse({"total": total, "messages": [summary_json(s) for s in found]})
 
     async def delete_all(request: Request) -> Response:
-        return JSONResponse({"deleted": store.clear()})
+        return JSONResponse({"deleted": await asyncio.to_thread(store.clear)})
 
     async def get_message(request: Request) -> Response:
-        summary = _summary(store, request)
-        return JSONResponse(details_json(summary, _raw(store, summary.id)))
+        message_id = _message_id(request)
+        summary = await _summary(store, message_id)
+        parsed = await _parsed(views, message_id)
+        return await _json(details_json(summary, parsed.details))
 
     async def delete_message(request: Request) -> Response:
         message_id = _message_id(request)
-        if not store.delete(message_id):
+        if not await asyncio.to_thread(store.delete, message_id):
             raise NotFound(f"no message {message_id}")
         return JSONResponse({"deleted": 1})
 
     async def raw(request: Request) -> Response:
         message_id = _message_id(request)
-        data = _raw(store, message_id)
+        data = await asyncio.to_thread(store.raw, message_id)
+        if data is None:
+            raise NotFound(f"no message {message_id}")
         disposition = "attachment" if request.query_params.get("download") else "inline"
         return Response(
             data,
@@ -331,7 +351,9 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
     async def get_attachment(request: Request) -> Response:
         message_id = _message_id(request)
         index = _int(request.path_params["n"], "attachment number", 0, 0, 10**6)
-        found = parse.attachment(_raw(store, message_id), index)
+        await _summary(store, message_id)
+        parsed = await _parsed(views, message_id)
+        found = await views.run(parsed.attachment, index)
         if found is None:
             raise NotFound(f"message {message_id} has no attachment {index}")
         content_type, filename, data = found
@@ -351,7 +373,9 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
     async def by_cid(request: Request) -> Response:
         message_id = _message_id(request)
         cid = request.path_params["cid"]
-        found = parse.by_content_id(_raw(store, message_id), cid)
+        await _summary(store, message_id)
+        parsed = await _parsed(views, message_id)
+        found = await views.run(parsed.by_content_id, cid)
         if found is None:
             raise NotFound(f"message {message_id} has no part with Content-ID {cid[:80]!r}")
         content_type, data = found
@@ -368,12 +392,13 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
 
     async def html(request: Request) -> Response:
         message_id = _message_id(request)
-        body = parse.details(_raw(store, message_id)).html
+        await _summary(store, message_id)
+        body = (await _parsed(views, message_id)).details.html
         if body is None:
             raise NotFound(f"message {message_id} has no HTML body")
         remote = request.query_params.get("remote") in {"1", "true", "yes"}
         return Response(
-            rewrite_cids(body, message_id),
+            await asyncio.to_thread(rewrite_cids, body, message_id),
             media_type="text/html",
             headers={
                 "Content-Security-Policy": _HTML_CSP_REMOTE if remote else _HTML_CSP,
@@ -382,12 +407,10 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
         )
 
     async def inboxes(request: Request) -> Response:
-        total = store.count()
+        total = await asyncio.to_thread(store.count)
+        found = await asyncio.to_thread(store.inboxes)
         return JSONResponse(
-            {
-                "total": total,
-                "inboxes": [{"address": a, "count": n} for a, n in store.inboxes()],
-            }
+            {"total": total, "inboxes": [{"address": a, "count": n} for a, n in found]}
         )
 
     def find(to: str | None, subject: str | None, q: str | None) -> Summary | None:
@@ -418,9 +441,10 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
         queue = hub.listen()  # before the first look, so nothing added in between is missed
         try:
             while True:
-                found = find(to, subject, q)
+                found = await asyncio.to_thread(find, to, subject, q)
                 if found is not None:
-                    return JSONResponse(details_json(found, _raw(store, found.id)))
+                    parsed = await _parsed(views, found.id)
+                    return await _json(details_json(found, parsed.details))
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -444,7 +468,7 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
             loop = asyncio.get_running_loop()
             end = loop.time() + STREAM_LIFETIME
             try:
-                total = store.count()
+                total = await asyncio.to_thread(store.count)
                 yield "retry: 1000\n\n" + _sse("hello", {"total": total})
                 while (remaining := end - loop.time()) > 0:
                     try:
@@ -456,7 +480,7 @@ def routes(store: MessageStore, hub: EventHub, *, smtp_address: str = "") -> lis
                         return
                     data: dict[str, Any] = {"kind": event.kind, "id": event.id}
                     if event.kind == "added" and event.id is not None:
-                        summary = store.get(event.id)
+                        summary = await asyncio.to_thread(store.get, event.id)
                         data["message"] = summary_json(summary) if summary else None
                     yield _sse(event.kind, data)
             finally:

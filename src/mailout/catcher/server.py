@@ -31,6 +31,7 @@ from mailout.utils import is_loopback
 
 if TYPE_CHECKING:
     from mailout.catcher.smtp import CatcherHandler, CatcherSMTP
+    from mailout.catcher.views import MessageViews
 
 __all__ = [
     "DEFAULT_HTTP",
@@ -43,6 +44,7 @@ __all__ = [
     "render",
     "require_extra",
     "run",
+    "summarize",
     "web_available",
 ]
 
@@ -128,6 +130,7 @@ class Catcher:
         self._servers: list[asyncio.Server] = []
         self._connections: set[CatcherSMTP] = set()
         self._handler: CatcherHandler | None = None
+        self._views: MessageViews | None = None
         self._web: Any = None
         self._web_task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
@@ -154,12 +157,19 @@ class Catcher:
         loop = asyncio.get_running_loop()
         context = self._tls_context() if (self.starttls or self.smtps_bind) else None
         users = None if self.auth in (None, "any") else dict(self.auth)  # type: ignore[arg-type]
+        if self.http_bind is not None:
+            from mailout.catcher.views import MessageViews
+
+            # Shared by the SMTP side (which reads each message as it stores it) and the web
+            # inbox (which shows them), so that a message is read once.
+            self._views = MessageViews(self.store)
         common: dict[str, Any] = {
             "hostname": self.hostname,
             "max_size": self.max_size or None,
             "users": users,
             "auth_any": self.auth == "any",
             "connections": self._connections,
+            "views": self._views,
         }
         try:
             handler, factory = smtp_factory(
@@ -214,6 +224,9 @@ class Catcher:
         self._web = self._web_task = None
         if self._handler is not None:
             await self._handler.drain()
+        if self._views is not None:
+            self._views.close()
+            self._views = None
         if self._owns_store:
             self.store.close()
 
@@ -315,7 +328,10 @@ class Catcher:
         # through DNS rebinding. Bound elsewhere (Docker, a LAN), the user chose to be reached.
         hosts = LOOPBACK_HOSTS if is_loopback(host) else None
         app = create_app(
-            self.store, smtp_address=format_address(self.smtp_address), allowed_hosts=hosts
+            self.store,
+            smtp_address=format_address(self.smtp_address),
+            allowed_hosts=hosts,
+            views=self._views,
         )
         config = uvicorn.Config(
             app,
@@ -353,34 +369,54 @@ def _sharing(factory: Any, handler: CatcherHandler) -> Any:
 
 
 def describe(summary: Summary) -> str:
-    """One line about a caught message (``mailout serve --quiet``)."""
-    to = ", ".join(summary.recipients)
+    """One line about a caught message (``mailout serve --quiet``), safe for a terminal."""
+    from mailout.catcher.terminal import printable
+
+    to = printable(", ".join(summary.recipients))
     extra = f", {summary.attachments} attachment(s)" if summary.attachments else ""
     return (
-        f"#{summary.id} from <{summary.mail_from}> to {to}: {summary.subject!r} "
-        f"({summary.size} bytes{extra})"
+        f"#{summary.id} from <{printable(summary.mail_from)}> to {to}: "
+        f"{printable(repr(summary.subject))} ({summary.size} bytes{extra})"
     )
 
 
+def summarize(summary: Summary) -> str:
+    """The default two or three lines about a caught message, safe for a terminal."""
+    from mailout.catcher.terminal import printable
+
+    text = describe(summary) + f"\n    Subject: {printable(summary.subject)}"
+    if summary.from_header:
+        text += f"\n    From: {printable(summary.from_header)}"
+    return text
+
+
 def render(summary: Summary, raw: bytes) -> str:
-    """A message as the old DebuggingServer showed it, decoded: headers, body, attachments."""
+    """A message as the old DebuggingServer showed it, decoded: headers, body, attachments.
+
+    Everything taken from the message goes through ``terminal.printable``: this is printed.
+    """
     from mailout.catcher import parse
+    from mailout.catcher.terminal import printable
 
     info = parse.details(raw)
+    recipients = ", ".join(f"<{r}>" for r in summary.recipients)
     lines = [f"---------- MESSAGE #{summary.id} FOLLOWS ----------"]
-    lines.append(f"X-Envelope-From: <{summary.mail_from}>")
-    lines.append("X-Envelope-To: " + ", ".join(f"<{r}>" for r in summary.recipients))
-    lines += [f"{name}: {value}" for name, value in info.headers]
+    lines.append(f"X-Envelope-From: <{printable(summary.mail_from)}>")
+    lines.append(f"X-Envelope-To: {printable(recipients)}")
+    lines += [f"{printable(name)}: {printable(value)}" for name, value in info.headers]
     lines.append("")
-    if info.text is not None:
-        lines.append(info.text.rstrip("\n"))
+    if info.notice is not None:
+        lines.append(f"[{printable(info.notice)}]")
+    elif info.text is not None:
+        lines.append(printable(info.text.rstrip("\n"), newlines=True))
     elif info.html is not None:
         lines.append("[HTML only]")
-        lines.append(info.html.rstrip("\n"))
+        lines.append(printable(info.html.rstrip("\n"), newlines=True))
     for item in info.attachments:
         kind = "inline" if item.inline else "attachment"
-        lines.append(f"[{kind} {item.index}: {item.filename or '(no name)'}, ")
-        lines[-1] += f"{item.content_type}, {item.size} bytes]"
+        name = printable(item.filename or "(no name)")
+        content_type = printable(item.content_type)
+        lines.append(f"[{kind} {item.index}: {name}, {content_type}, {item.size} bytes]")
     lines.append("------------ END MESSAGE ------------")
     return "\n".join(lines)
 
@@ -405,8 +441,7 @@ def run(catcher: Catcher, *, output: Literal["print", "quiet", "summary"] = "sum
         elif output == "quiet":
             text = describe(summary)
         else:
-            text = describe(summary) + "\n" + f"    Subject: {summary.subject}"
-            text += f"\n    From: {summary.from_header}" if summary.from_header else ""
+            text = summarize(summary)
         with lock:
             print(text, flush=True)
 

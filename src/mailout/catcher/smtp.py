@@ -11,6 +11,13 @@ aiosmtpd reads commands line by line, so PIPELINING works as it is; what it lack
   this is a local test server, and the apps it tests must be able to log in to it.
 
 The message is stored exactly as received, with one ``Received:`` line added at the top.
+
+What a client can make it hold is bounded: DATA is read here rather than by aiosmtpd (which
+keeps every fragment of a line that never ends), into one buffer of at most ``max_size``;
+a line longer than LINE_LIMIT is dropped as it arrives and the message refused with 500
+once its end comes; a message over ``max_size`` is drained and refused with 552. The stream
+reader itself holds at most twice LINE_LIMIT, commands are 512 octets (aiosmtpd), and a
+transaction takes at most MAX_RECIPIENTS recipients.
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
+from mailout.catcher import parse
 from mailout.catcher.store import MessageStore, Summary
+from mailout.catcher.views import MessageViews
 
 __all__ = ["DEFAULT_MAX_SIZE", "CatcherHandler", "CatcherSMTP", "load_users"]
 
@@ -37,6 +46,8 @@ READ_SIZE = 64 * 1024
 # A line of mail longer than RFC 5321's 1000 octets is kept rather than refused: the catcher shows
 # what an application sent. Beyond this, it is refused (and the memory it could take is bounded).
 LINE_LIMIT = 1024 * 1024
+# RFC 5321 §4.5.3.1.8 asks a server to take at least 100 recipients; past this, 452 (§4.5.3.1.10).
+MAX_RECIPIENTS = 1000
 
 _ENHANCED = re.compile(r"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}(?: |$)")
 _REPLY = re.compile(r"^(\d{3})([ -]?)(.*)$", re.DOTALL)
@@ -82,10 +93,21 @@ def load_users(path: str | Path) -> dict[str, str]:
 class CatcherHandler:
     """aiosmtpd handler: store each message, under every envelope recipient."""
 
-    def __init__(self, store: MessageStore, *, hostname: str) -> None:
+    def __init__(
+        self, store: MessageStore, *, hostname: str, views: MessageViews | None = None
+    ) -> None:
         self.store = store
         self.hostname = hostname
+        self.views = views
         self._pending: set[asyncio.Future[Summary]] = set()
+
+    def store_message(self, mail_from: str, recipients: list[str], raw: bytes) -> Summary:
+        """Read (bounded: parse.read never raises) and store; in a worker thread."""
+        parsed = parse.read(raw)
+        summary = self.store.add(mail_from, recipients, raw, parsed=parsed)
+        if self.views is not None:
+            self.views.keep(summary.id, len(raw), parsed)  # so that it is read only once
+        return summary
 
     async def handle_DATA(self, server: CatcherSMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
@@ -94,7 +116,7 @@ class CatcherHandler:
         # Parsing and writing a big message must not stall the other connections; shielded, so
         # a client that hangs up right after sending still has its message stored.
         future = loop.run_in_executor(
-            None, self.store.add, envelope.mail_from or "", list(envelope.rcpt_tos), raw
+            None, self.store_message, envelope.mail_from or "", list(envelope.rcpt_tos), raw
         )
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
@@ -290,6 +312,9 @@ class CatcherSMTP(SMTP):
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
         assert self.envelope is not None
+        if len(self.envelope.rcpt_tos) >= MAX_RECIPIENTS and self.envelope.mail_from is not None:
+            await self.push("452 4.5.3 Error: too many recipients")
+            return
         if self.envelope.mail_from == "":
             # aiosmtpd tests the sender for truth; stand in for the null sender while it checks.
             self.envelope.mail_from = "<>"
@@ -307,7 +332,70 @@ class CatcherSMTP(SMTP):
             # RFC 3030 §3: DATA and BDAT may not be mixed in one transaction.
             await self.push("503 5.5.1 Error: DATA after BDAT")
             return
-        await super().smtp_DATA(arg)
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content, refusal = await self._read_data()
+        if refusal is not None:
+            self._set_post_data_state()
+            await self.push(refusal)
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> tuple[bytes, str | None]:
+        """The content up to the lone ".", dot-unstuffed (RFC 5321 §4.5.2), or why it is refused.
+
+        Whatever is refused is still read to its end (RFC 5321 §4.2.5: the reply comes after
+        the data), but never kept: this holds at most ``max_size`` plus one line.
+        """
+        reader = self._reader
+        limit = self.data_size_limit
+        content = bytearray()
+        refusal: str | None = None
+        while True:
+            try:
+                line = await reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:
+                # No CRLF within LINE_LIMIT: drop this much, then the rest of the line.
+                await self._drop_long_line(exc.consumed)
+                refusal = "500 5.5.2 Line too long (see RFC 5321 section 4.5.3.1.6)"
+                content = bytearray()
+                continue
+            self._reset_timeout()
+            if line == b".\r\n":
+                return bytes(content), refusal
+            if refusal is not None:
+                continue
+            content += line[1:] if line.startswith(b".") else line
+            if limit and len(content) > limit:
+                refusal = "552 5.3.4 Error: message size exceeds fixed maximum size"
+                content = bytearray()
+
+    async def _drop_long_line(self, consumed: int) -> None:
+        """Read and forget a line that outgrew the reader's limit, up to its CRLF."""
+        reader = self._reader
+        dropped = await reader.readexactly(consumed)
+        while not dropped.endswith(b"\r\n"):
+            self._reset_timeout()
+            if dropped.endswith(b"\r"):
+                dropped = b"\r" + await reader.readexactly(1)  # a CRLF split across reads
+                continue
+            try:
+                await reader.readuntil(b"\r\n")
+                return
+            except asyncio.LimitOverrunError as exc:
+                dropped = await reader.readexactly(exc.consumed)
 
     @syntax("BDAT size [LAST]")
     async def smtp_BDAT(self, arg: str | None) -> None:
@@ -389,10 +477,11 @@ def smtp_factory(
     users: Mapping[str, str] | None = None,
     auth_any: bool = False,
     connections: set[CatcherSMTP] | None = None,
+    views: MessageViews | None = None,
 ) -> tuple[CatcherHandler, Callable[[], CatcherSMTP]]:
     """A handler, and a protocol factory for ``loop.create_server``."""
     hostname = hostname or socket.gethostname()  # not getfqdn(): it may block on DNS
-    handler = CatcherHandler(store, hostname=hostname)
+    handler = CatcherHandler(store, hostname=hostname, views=views)
 
     def factory() -> CatcherSMTP:
         return _TrackedSMTP(

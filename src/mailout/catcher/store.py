@@ -121,12 +121,22 @@ class MessageStore:
 
     # -- changes -------------------------------------------------------------------------------
 
-    def add(self, mail_from: str, recipients: Sequence[str], raw: bytes) -> Summary:
-        """Store one message; prune per the limits; return its summary."""
+    def add(
+        self,
+        mail_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        *,
+        parsed: parse.Parsed | None = None,
+    ) -> Summary:
+        """Store one message; prune per the limits; return its summary.
+
+        ``parsed`` is ``parse.read(raw)`` if the caller has it already (it is read otherwise).
+        """
         if isinstance(recipients, str):
             raise TypeError("recipients must be a sequence of addresses, not a str")
         raw = bytes(raw)
-        info = parse.summarize(raw)
+        info = (parsed if parsed is not None else parse.read(raw)).summary()
         received_at = time.time()
         summary_fields = (
             mail_from,

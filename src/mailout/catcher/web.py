@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailout.catcher.api import EventHub, error, routes
 from mailout.catcher.store import MessageStore
+from mailout.catcher.views import MessageViews
 
 __all__ = ["LOOPBACK_HOSTS", "create_app"]
 
@@ -112,7 +113,11 @@ def _static_files() -> dict[str, bytes]:
 
 
 def create_app(
-    store: MessageStore, *, smtp_address: str = "", allowed_hosts: Iterable[str] | None = None
+    store: MessageStore,
+    *,
+    smtp_address: str = "",
+    allowed_hosts: Iterable[str] | None = None,
+    views: MessageViews | None = None,
 ) -> Starlette:
     """The web inbox and JSON API over ``store``.
 
@@ -121,10 +126,12 @@ def create_app(
 
     ``app.state.events`` is the :class:`EventHub` behind ``/api/events`` and ``/api/wait``;
     call ``app.state.events.close()`` before stopping the server so open streams end at once
-    (otherwise each ends within ``api.STREAM_LIFETIME`` seconds).
+    (otherwise each ends within ``api.STREAM_LIFETIME`` seconds). ``app.state.views`` (``views``,
+    or a new one) reads messages in worker threads; it is closed when the app's lifespan ends.
     """
     files = _static_files()
     hub = EventHub(store)
+    views = views if views is not None else MessageViews(store)
 
     async def page(request: Request) -> Response:
         return Response(
@@ -157,13 +164,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         hub.close()
+        views.close()
 
     app = Starlette(
         routes=[
             Route("/", page, methods=["GET"]),
             Route("/static/{name}", static, methods=["GET"]),
             Route("/favicon.ico", favicon, methods=["GET"]),
-            *routes(store, hub, smtp_address=smtp_address),
+            *routes(store, hub, views, smtp_address=smtp_address),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
@@ -173,5 +181,6 @@ def create_app(
         allowed_hosts=None if allowed_hosts is None else tuple(h.lower() for h in allowed_hosts),
     )
     app.state.events = hub
+    app.state.views = views
     app.state.store = store
     return app

@@ -305,6 +305,14 @@
     $("no-attachments").hidden = message.attachments.length > 0;
     $("att-count").textContent = message.attachments.length ? "(" + message.attachments.length + ")" : "";
 
+    // A message too complex to decode comes with a notice, and is best read raw.
+    const notice = $("v-notice");
+    notice.textContent = message.notice || "";
+    notice.hidden = !message.notice;
+    if (message.notice) {
+      selectTab("raw");
+      return;
+    }
     // Stay on the tab the reader chose, except HTML for a message that has none.
     selectTab(message.html === null && state.tab === "html" ? "text" : state.tab);
   }
