@@ -46,6 +46,12 @@ _MAILBOX: Final = re.compile(
     rf"(?:{_DOT_STRING}|{_QUOTED})(?:@(?:{_DOMAIN}|\[([\x21-\x5a\x5e-\x7e]+)\]))?"
 )
 _LOCAL: Final = re.compile(rf"{_DOT_STRING}|{_QUOTED}")
+# The same for plain ASCII dot-atom@domain, the usual case: one quick match.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN: Final = re.compile(
+    rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]+)*"
+    rf"@{_LABEL}(?:\.{_LABEL})*"
+)
 # General-address-literal (RFC 5321 §4.1.3): Standardized-tag ":" 1*dcontent.
 _GENERAL_LITERAL: Final = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
 _IPV4: Final = re.compile(
@@ -60,6 +66,8 @@ def check_mailbox(field: str, address: object, *, null: bool = False) -> None:
     Errors name ``field``: BadHeaderError for CR, LF or NUL (a command injection),
     InvalidAddressError for anything else, MessageTypeError for a value that is not a str.
     """
+    if type(address) is str and len(address) <= MAX_MAILBOX_OCTETS and _PLAIN.fullmatch(address):
+        return  # the usual ASCII local@domain (no control character can match)
     if not isinstance(address, str):
         raise MessageTypeError(f"{field} must be an address string, not {type(address).__name__}")
     if "\r" in address or "\n" in address or "\0" in address:
