@@ -131,3 +131,19 @@ def test_printable_leaves_nothing_a_terminal_acts_on(text: str, newlines: bool) 
         assert char not in FORBIDDEN or char in allowed
     if not any(c in FORBIDDEN or unicodedata.category(c) in ("Cc", "Cs", "Cf") for c in text):
         assert shown == text  # ordinary text is printed as it is
+
+
+def test_print_mode_says_why_a_message_is_shown_raw() -> None:
+    from mailout.catcher.server import render
+    from mailout.catcher.store import MessageStore
+
+    nested = b"".join(
+        b"Content-Type: multipart/mixed; boundary=n%d\r\n\r\n--n%d\r\n" % (i, i) for i in range(500)
+    )
+    raw = b"Subject: deep \x1b[2J\r\n" + nested + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
+    with MessageStore() as store:
+        summary = store.add("a@example.com", ["b@example.com"], raw)
+        shown = render(summary, raw)
+    assert "[This message is shown raw: its MIME parts nest more than 50 deep." in shown
+    assert "Subject: deep \\x1b[2J" in shown
+    assert "\x1b" not in shown
