@@ -12,7 +12,7 @@ import mailout
 from mailout.conf import settings
 from mailout.exceptions import MailoutError
 
-__all__ = ["main"]
+__all__ = ["EPILOG", "build_parser", "main"]
 
 EPILOG = """\
 settings come from environment variables with Django's names (EMAIL_HOST, EMAIL_PORT,
@@ -21,11 +21,13 @@ smtp://user:pass@smtp.example.com:587?tls=starttls, console:, file:///tmp/mail.
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser(*, prog: str = "mailout", epilog: str = EPILOG) -> argparse.ArgumentParser:
+    """The whole command line; ``manage.py mailout`` (mailout.django) uses it with its own
+    ``prog`` and ``epilog``, so every command here is also a Django management command."""
     parser = argparse.ArgumentParser(
-        prog="mailout",
+        prog=prog,
         description="Send email the Django way, from any Python program or the shell.",
-        epilog=EPILOG,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mailout {mailout.__version__}")
@@ -229,8 +231,8 @@ def _serve(args: argparse.Namespace) -> int:
         store.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "mailout", epilog: str = EPILOG) -> int:
+    args = build_parser(prog=prog, epilog=epilog).parse_args(argv)
     try:
         if args.command == "send":
             return _send(args)

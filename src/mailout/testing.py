@@ -15,12 +15,20 @@ SMTP; needs the ``server`` extra::
         [message] = mail_catcher.wait_for(to="ana@example.com")
         assert message["Subject"] == "Welcome"
         print(mail_catcher.http_url)  # the web inbox, when its libraries are installed
+
+In a Django project (the test process has Django's settings configured), both fixtures cover
+Django's mail API as well: ``mailoutbox`` is also ``django.core.mail.outbox``, with Django's
+locmem backend in ``EMAIL_BACKEND`` (or every ``MAILERS`` entry), and ``mail_catcher`` points
+Django's settings at the catcher through mailout.django's backend (mailout.django.testing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -149,20 +157,40 @@ class _Layered:
         raise AttributeError(name)
 
 
+def _django() -> Any:
+    """mailout.django.testing when this process runs a Django project, else None.
+
+    Django is never imported here: a project that uses it has imported its settings by now.
+    """
+    django_conf = sys.modules.get("django.conf")
+    if django_conf is None:
+        return None
+    if not (django_conf.settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE")):
+        return None
+    from mailout.django import testing
+
+    return testing
+
+
 @pytest.fixture
 def mailoutbox() -> Iterator[list[mailout.EmailMessage]]:
     """``mailout.outbox``, emptied, with mail going to the locmem backend for this test."""
-    previous_source, previous_outbox = conf._source, getattr(mailout, "outbox", None)
-    conf.configure(
-        _Layered({"EMAIL_BACKEND": "mailout.backends.locmem.EmailBackend"}, previous_source)
-    )
-    mailout.outbox = []
-    try:
-        yield mailout.outbox
-    finally:
-        conf.configure(previous_source)
-        if previous_outbox is not None:
-            mailout.outbox = previous_outbox
+    django = _django()
+    with contextlib.ExitStack() as stack:
+        outbox: list[Any] = []
+        if django is not None:
+            stack.enter_context(django.locmem_outbox(outbox))  # Django's settings first
+        previous_source, previous_outbox = conf._source, getattr(mailout, "outbox", None)
+        conf.configure(
+            _Layered({"EMAIL_BACKEND": "mailout.backends.locmem.EmailBackend"}, previous_source)
+        )
+        mailout.outbox = outbox
+        try:
+            yield mailout.outbox
+        finally:
+            conf.configure(previous_source)
+            if previous_outbox is not None:
+                mailout.outbox = previous_outbox
 
 
 @pytest.fixture
@@ -179,6 +207,10 @@ def mail_catcher() -> Iterator[MailCatcher]:
     catcher.start_in_thread()
     assert catcher.smtp_address is not None
     helper = MailCatcher(catcher)
+    django = _django()
+    stack = contextlib.ExitStack()
+    if django is not None:
+        stack.enter_context(django.catcher_settings(*catcher.smtp_address))
     previous = conf._source
     conf.configure(
         _Layered(
@@ -199,5 +231,6 @@ def mail_catcher() -> Iterator[MailCatcher]:
         yield helper
     finally:
         conf.configure(previous)
+        stack.close()
         helper.close()
         catcher.stop_thread()

@@ -77,6 +77,7 @@ __all__ = [
     "WireStats",
     "attachment_cache",
     "render",
+    "render_fast",
     "render_message",
     "stats",
 ]
@@ -133,20 +134,39 @@ def render(
     ``smtputf8=True`` writes UTF-8 in header fields as ``policy.SMTPUTF8`` does (RFC 6532);
     ``boundary_seed`` makes the MIME boundaries reproducible (for tests; unpredictable if None).
     """
+    data, reason = _fast(message, smtputf8, boundary_seed)
+    if data is not None:
+        return data
+    data = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
+    if reason.startswith("refused"):
+        log.warning("the fast path refused a message the standard library accepts: %s", reason)
+    return data
+
+
+def render_fast(
+    message: EmailMessage, *, smtputf8: bool = False, boundary_seed: int | None = None
+) -> bytes | None:
+    """The fast path alone: ``render()``'s bytes, or None where ``render()`` would fall back.
+
+    For a caller with a slow path of its own (``mailout.django`` falls back to Django's own
+    serialisation). Nothing is raised for bad input: the caller's slow path decides what to
+    raise. The decision is counted in :data:`stats` as ``render()`` counts it.
+    """
+    return _fast(message, smtputf8, boundary_seed)[0]
+
+
+def _fast(message: EmailMessage, smtputf8: bool, seed: int | None) -> tuple[bytes | None, str]:
     try:
-        data = _render(message, smtputf8, boundary_seed)
+        data = _render(message, smtputf8, seed)
     except Fallback as exc:
         reason = exc.reason
     except Exception as exc:  # refused (or unforeseen): the slow path decides what to raise
         reason = f"refused by the fast path ({type(exc).__name__})"
     else:
         stats.record(None)
-        return data
+        return data, ""
     stats.record(reason)
-    data = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
-    if reason.startswith("refused"):
-        log.warning("the fast path refused a message the standard library accepts: %s", reason)
-    return data
+    return None, reason
 
 
 def check(message: EmailMessage) -> None:

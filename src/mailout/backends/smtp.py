@@ -30,7 +30,7 @@ from mailout.wire import check, render
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
 
-__all__ = ["EmailBackend"]
+__all__ = ["EmailBackend", "envelope_of"]
 
 log = logging.getLogger("mailout.smtp")
 
@@ -208,7 +208,7 @@ class EmailBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         messages = [m for m in email_messages if m.recipients()]
-        envelopes, items = _prepare(messages)
+        envelopes, items = self._prepare(messages)
         if not envelopes:
             return 0
         with self._lock:
@@ -218,7 +218,7 @@ class EmailBackend(BaseEmailBackend):
             try:
                 outcomes = self.connection.send_many(items)
                 for start in range(CHUNK, len(messages), CHUNK):
-                    items = _render(messages[start : start + CHUNK], envelopes[start:])
+                    items = self._render(messages[start : start + CHUNK], envelopes[start:])
                     outcomes += self.connection.send_many(items)
                 return self._report(outcomes)
             finally:
@@ -250,7 +250,7 @@ class EmailBackend(BaseEmailBackend):
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         messages = [m for m in email_messages if m.recipients()]
         # Checking and rendering are CPU work: done in a thread, off the event loop.
-        envelopes, items = await asyncio.to_thread(_prepare, messages)
+        envelopes, items = await asyncio.to_thread(self._prepare, messages)
         if not envelopes:
             return 0
         opened = await self.aopen()
@@ -260,12 +260,57 @@ class EmailBackend(BaseEmailBackend):
             outcomes = await self.aconnection.send_many(items)
             for start in range(CHUNK, len(messages), CHUNK):
                 chunk = messages[start : start + CHUNK]
-                items = await asyncio.to_thread(_render, chunk, envelopes[start:])
+                items = await asyncio.to_thread(self._render, chunk, envelopes[start:])
                 outcomes += await self.aconnection.send_many(items)
             return self._report(outcomes)
         finally:
             if opened:
                 await self.aclose()
+
+    # -- from messages to (envelope, bytes) -------------------------------------------------
+
+    def _prepare(
+        self, messages: Sequence[EmailMessage]
+    ) -> tuple[list[Envelope], list[tuple[Envelope, bytes]]]:
+        """Before anything is sent: every envelope, and the bytes of the first chunk.
+
+        Bad input in any message of a batch sends none of it. Rendering the first chunk checks
+        it (a batch of up to CHUNK messages, the usual case, is rendered once); the messages
+        after it are checked without building their bodies, and rendered when their chunk is
+        sent.
+        """
+        envelopes = [self._envelope(message) for message in messages]
+        first = self._render(messages[:CHUNK], envelopes)
+        for message in messages[CHUNK:]:
+            self._check(message)
+        return envelopes, first
+
+    def _render(
+        self, messages: Sequence[EmailMessage], envelopes: Sequence[Envelope]
+    ) -> list[tuple[Envelope, bytes]]:
+        """The bytes of one chunk of checked messages, each with its envelope."""
+        items = []
+        for message, envelope in zip(messages, envelopes, strict=False):
+            data = self._serialize(message, envelope)
+            if not data.isascii():  # RFC 6152: 8-bit content travels with BODY=8BITMIME
+                envelope = Envelope(envelope.sender, envelope.recipients, envelope.smtputf8, True)
+            items.append((envelope, data))
+        return items
+
+    # The three steps a subclass may replace (mailout.django's backend does, for Django's
+    # message objects and the staging redirect).
+
+    def _envelope(self, message: EmailMessage) -> Envelope:
+        """The SMTP envelope of ``message``: its sender and every recipient, checked."""
+        return envelope_of(message)
+
+    def _serialize(self, message: EmailMessage, envelope: Envelope) -> bytes:
+        """The bytes of ``message``, in SMTPUTF8 mode when its envelope needs it."""
+        return render(message, smtputf8=envelope.smtputf8)
+
+    def _check(self, message: EmailMessage) -> None:
+        """Raise what ``_serialize()`` would raise for ``message``, without building its body."""
+        check(message)
 
     def _report(self, outcomes: list[Outcome]) -> int:
         """Count what was accepted; raise the first failure unless failing silently."""
@@ -291,39 +336,11 @@ def _unicode(domain: str) -> str:
         return domain
 
 
-def _prepare(
-    messages: Sequence[EmailMessage],
-) -> tuple[list[Envelope], list[tuple[Envelope, bytes]]]:
-    """Before anything is sent: every envelope, and the bytes of the first chunk.
-
-    Bad input in any message of a batch sends none of it. Rendering the first chunk checks it
-    (a batch of up to CHUNK messages, the usual case, is rendered once); the messages after it
-    are checked without building their bodies, and rendered when their chunk is sent.
-    """
-    envelopes = [_envelope(message) for message in messages]
-    first = _render(messages[:CHUNK], envelopes)
-    for message in messages[CHUNK:]:
-        check(message)
-    return envelopes, first
-
-
-def _envelope(message: EmailMessage) -> Envelope:
+def envelope_of(message: EmailMessage) -> Envelope:
+    """The SMTP envelope of a mailout message: sender and recipients as addr-specs."""
     # needs_smtputf8() first: it parses every address under its own field name (to, cc, …),
     # so that bad input is reported the way the message itself would report it.
     smtputf8 = message.needs_smtputf8()
     sender = parse_address(message.from_email, field="from_email").addr_spec
     recipients = tuple(parse_address(r, field="recipients").addr_spec for r in message.recipients())
     return Envelope(sender, recipients, smtputf8=smtputf8)
-
-
-def _render(
-    messages: Sequence[EmailMessage], envelopes: Sequence[Envelope]
-) -> list[tuple[Envelope, bytes]]:
-    """The bytes of one chunk of checked messages, each with its envelope."""
-    items = []
-    for message, envelope in zip(messages, envelopes, strict=False):
-        data = render(message, smtputf8=envelope.smtputf8)
-        if not data.isascii():  # RFC 6152: 8-bit content travels with BODY=8BITMIME
-            envelope = Envelope(envelope.sender, envelope.recipients, envelope.smtputf8, True)
-        items.append((envelope, data))
-    return items

@@ -1,0 +1,61 @@
+"""``EMAIL_BACKEND = "mailout.django.EmailBackend"``: Django's messages over mailout's SMTP pool."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any, Final
+
+from django.core.mail.backends.base import (  # type: ignore[import-untyped]
+    BaseEmailBackend as DjangoBaseEmailBackend,
+)
+
+from mailout.backends.smtp import EmailBackend as SMTPBackend
+from mailout.django import redirect, serialize
+from mailout.django.conf import use_django_settings
+from mailout.smtp import Envelope
+
+__all__ = ["EmailBackend"]
+
+_OPTIONS: Final = frozenset(inspect.signature(SMTPBackend.__init__).parameters) - {"self"}
+
+
+class EmailBackend(SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
+    """A Django email backend (a subclass of Django's ``BaseEmailBackend``) that sends Django's
+    message objects, and mailout's, through mailout's pipelining client and connection pool.
+
+    Configured like Django's smtp backend: from the ``EMAIL_*`` settings (plus mailout's
+    ``EMAIL_POOL_SIZE`` and ``EMAIL_SSL_CAFILE``) when built by ``get_connection()``, or from a
+    ``MAILERS`` entry's ``OPTIONS`` alone when built with an ``alias`` (Django 6.1). Options:
+    ``host``, ``port``, ``username``, ``password``, ``use_tls``, ``use_ssl``, ``timeout``,
+    ``ssl_keyfile``, ``ssl_certfile``, ``ssl_cafile``, ``pool_size``, ``allow_insecure_auth``,
+    ``fail_silently``. After ``send_messages()``, ``results`` holds a ``SendResult`` or the
+    ``SMTPError`` of each message. ``MAILOUT_REDIRECT_TO`` (see mailout.django.redirect)
+    applies to every message.
+    """
+
+    def __init__(
+        self, *args: Any, _ignore_unknown_kwargs: Iterable[str] | None = None, **kwargs: Any
+    ) -> None:
+        use_django_settings()
+        # Django 6.1's get_connection(**kwargs) with MAILERS passes its arguments along with
+        # the names a backend may ignore when it does not know them.
+        for name in _ignore_unknown_kwargs or ():
+            if name not in _OPTIONS:
+                kwargs.pop(name, None)
+        super().__init__(*args, **kwargs)
+
+    def __repr__(self) -> str:  # never the password
+        alias = f" alias={self.alias!r}" if self.alias is not None else ""
+        return f"<mailout.django.EmailBackend {self.host}:{self.port}{alias}>"
+
+    def _envelope(self, message: Any) -> Envelope:
+        found = serialize.envelope(message)
+        redirected = redirect.current()
+        return found if redirected is None else redirected.envelope(found)
+
+    def _serialize(self, message: Any, envelope: Envelope) -> bytes:
+        return serialize.render(message, smtputf8=envelope.smtputf8, redirect=redirect.current())
+
+    def _check(self, message: Any) -> None:
+        serialize.check(message)
