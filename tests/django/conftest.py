@@ -16,6 +16,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "tests.django.settings"
 django.setup()
 
 from mailout import wire  # noqa: E402
+from mailout.django.conf import use_django_settings  # noqa: E402
 from tests.conftest import SMTPServer  # noqa: E402
 from tests.django.helpers import STYLES, mail_settings  # noqa: E402
 
@@ -34,5 +35,8 @@ def shop_mail(style: str, smtp_server: SMTPServer) -> Iterator[SMTPServer]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_stats() -> None:
+def _a_django_project() -> None:
+    """The state of a project whose app is ready (tests/conftest.py resets mailout's settings
+    before each test): mailout reads Django's settings. Fresh fast-path counters."""
+    use_django_settings()
     wire.stats.reset()

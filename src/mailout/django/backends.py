@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any, Final
 
+from django.core import mail as django_mail  # type: ignore[import-untyped]
 from django.core.mail.backends.base import (  # type: ignore[import-untyped]
     BaseEmailBackend as DjangoBaseEmailBackend,
 )
@@ -13,11 +14,22 @@ from django.core.mail.backends.base import (  # type: ignore[import-untyped]
 from mailout.backends.smtp import EmailBackend as SMTPBackend
 from mailout.django import redirect, serialize
 from mailout.django.conf import use_django_settings
+from mailout.exceptions import InvalidMailer as MailoutInvalidMailer
 from mailout.smtp import Envelope
 
-__all__ = ["EmailBackend"]
+__all__ = ["EmailBackend", "InvalidMailer"]
 
 _OPTIONS: Final = frozenset(inspect.signature(SMTPBackend.__init__).parameters) - {"self"}
+
+
+def _django_invalid_mailer() -> tuple[type[Exception], ...]:
+    django_error = getattr(django_mail, "InvalidMailer", None)  # Django 6.1's
+    return () if django_error is None else (django_error,)
+
+
+class InvalidMailer(MailoutInvalidMailer, *_django_invalid_mailer()):  # type: ignore[misc]
+    """A MAILERS entry this backend cannot be built from: mailout's InvalidMailer, and Django
+    6.1's too, so that a project's ``except InvalidMailer`` catches it."""
 
 
 class EmailBackend(SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
@@ -43,11 +55,15 @@ class EmailBackend(SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
         for name in _ignore_unknown_kwargs or ():
             if name not in _OPTIONS:
                 kwargs.pop(name, None)
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except MailoutInvalidMailer as exc:
+            raise InvalidMailer(str(exc)) from None  # the text names the alias already
 
     def __repr__(self) -> str:  # never the password
-        alias = f" alias={self.alias!r}" if self.alias is not None else ""
-        return f"<mailout.django.EmailBackend {self.host}:{self.port}{alias}>"
+        alias = f" alias={self.alias!r}" if getattr(self, "alias", None) is not None else ""
+        where = f"{getattr(self, 'host', '?')}:{getattr(self, 'port', '?')}"
+        return f"<mailout.django.EmailBackend {where}{alias}>"
 
     def _envelope(self, message: Any) -> Envelope:
         found = serialize.envelope(message)
