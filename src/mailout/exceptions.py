@@ -28,6 +28,11 @@
             └── AuthenticationError                  AUTH refused
 
 No message, repr or ``args`` of any of these ever holds a password or an AUTH line.
+
+mailout.django (which may import Django, unlike this module) raises two of these as classes that
+are Django's too: ``mailout.django.serialize.BadHeaderError`` (also Django 5.2's
+``django.core.mail.BadHeaderError``) and ``mailout.django.backends.InvalidMailer`` (also Django
+6.1's ``django.core.mail.InvalidMailer``), so a project's own ``except`` clauses catch them.
 """
 
 from __future__ import annotations
