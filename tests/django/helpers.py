@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import django
 from django.core import mail
-from django.test.utils import override_settings
+
+from mailout.django.testing import overridden
 
 BACKEND = "mailout.django.EmailBackend"
 DJANGO_SMTP = "django.core.mail.backends.smtp.EmailBackend"
@@ -20,20 +19,10 @@ MODERN = django.VERSION >= (6, 0)
 STYLES = ["settings", "mailers"] if HAS_MAILERS else ["settings"]
 
 
-@contextlib.contextmanager
-def quiet_overrides(**values: Any) -> Iterator[None]:
+def quiet_overrides(**values: Any) -> contextlib.AbstractContextManager[None]:
     """override_settings, without Django 6.1's deprecation warning for the EMAIL_* settings a
     test sets on purpose (the "settings" style is deprecated there, and still supported)."""
-    override = override_settings(**values)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"The EMAIL_\w+ setting is deprecated")
-        override.enable()
-    try:
-        yield
-    finally:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"The EMAIL_\w+ setting is deprecated")
-            override.disable()
+    return overridden(values)
 
 
 def mail_settings(

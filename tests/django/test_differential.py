@@ -9,7 +9,8 @@ Django writes a MIME-Version field into every part, where only the top level nee
 comparison. Under Django 5.2, whose email.mime classes write 8bit text up to 998 octets a line
 where mailout (as Django 6 and the standard library) switches to quoted-printable past 78, the
 transfer encoding is left out too: it says how the same text travels, not what it is (under
-Django 6 it is compared).
+Django 6 it is compared); so are the line ends of decoded text, which base64 carries in
+canonical CRLF form (RFC 2045 §6.8) and 8bit text as the receiver's own line ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mailout.django import EmailBackend
 from tests.conftest import SMTPServer
 from tests.django.helpers import MODERN, STYLES, mail_settings, reference_backend
 from tests.django.messages import CASES, Case
-from tests.wire.compare import check_wire, describe
+from tests.wire.compare import _excuse_stdlib_address_bugs, check_wire, describe
 
 
 def delivered(data: bytes, message: Any) -> list[object]:
@@ -38,13 +39,23 @@ def delivered(data: bytes, message: Any) -> list[object]:
             if not (field[0] == "mime-version" and depth)
             and not (field[0] == "content-transfer-encoding" and not MODERN)
         ]
+        if not MODERN and len(rest) == 2 and isinstance(rest[1], str):
+            rest = [rest[0], rest[1].replace("\r\n", "\n")]
         tree.append([kept, *rest])
     return tree
 
 
-def assert_same(ours: list[object], djangos: list[object]) -> None:
-    """Equal, but for one bug of Django 6: a multipart message whose body is empty goes out
-    without a top-level MIME-Version (RFC 2045 §4 requires it), which mailout writes."""
+def assert_same(ours: list[object], djangos: list[object], message: Any = None) -> None:
+    """Equal, but for two known bugs.
+
+    Django 6 sends a multipart message whose body is empty without a top-level MIME-Version
+    (RFC 2045 §4 requires it), which mailout writes. And the standard library's parser, reading
+    Django's bytes, can change an address field or the subject that was written correctly (it
+    reads a space into a display name between two encoded words, which RFC 2047 §6.2 says to
+    drop): such a field is judged by what the caller asked for (tests/wire/compare.py).
+    """
+    if message is not None and ours != djangos:
+        _excuse_stdlib_address_bugs(message, djangos, ours)
     top: Any = ours[0]
     theirs: Any = djangos[0]
     missing = all(field[0] != "mime-version" for field in theirs[0])
@@ -74,7 +85,9 @@ def test_what_arrives_is_what_django_delivers(
     (django_copy, reference), (mailout_copy, ours) = send_both(smtp_server, case, tmp_path)
     assert mailout_copy.mail_from == django_copy.mail_from
     assert mailout_copy.rcpt_tos == django_copy.rcpt_tos
-    assert_same(delivered(mailout_copy.data, ours), delivered(django_copy.data, reference))
+    assert_same(
+        delivered(mailout_copy.data, ours), delivered(django_copy.data, reference), reference
+    )
     check_wire(mailout_copy.data, smtputf8=False)
 
 

@@ -18,7 +18,8 @@ for that message only, when:
   extra header value that is not a string; ``mixed_subtype``/``alternative_subtype`` set where
   Django 6.1 refuses them; with Django 5.2 (the ``email.mime`` classes) also an attachment
   without a file name, which 5.2 writes without ``Content-Disposition``, and a text part inside
-  a multipart that does not end with a line break, which 5.2 sends without one;
+  a multipart that does not end with a line break, which 5.2 sends without one, and an empty
+  body (5.2 sends no line at all for it);
 * mailout's fast path falls back or refuses (``mailout.wire``'s docstring lists when): then
   Django's ``message()`` decides, and raises Django's own exception for bad input.
 
@@ -192,6 +193,8 @@ def _shadow(message: Any, kind: str, redirect: Redirect | None) -> EmailMessage 
             texts.append(body)
         if not all(_ends_a_line(text) for text in texts):
             return "a text part without a final line break (Django 5.2)"
+        if not multipart and not body:
+            return "an empty body (Django 5.2 sends no line break for it)"
     shadow: EmailMessage
     if kind == "alternatives":
         alternatives = message.alternatives

@@ -17,7 +17,7 @@ from django.test.utils import override_settings  # type: ignore[import-untyped]
 
 from mailout.django.conf import mailers_configured, use_django_settings
 
-__all__ = ["catcher_settings", "locmem_outbox"]
+__all__ = ["catcher_settings", "locmem_outbox", "overridden"]
 
 LOCMEM: Final = "django.core.mail.backends.locmem.EmailBackend"
 BACKEND: Final = "mailout.django.EmailBackend"
@@ -25,9 +25,9 @@ _MISSING: Final = object()
 
 
 @contextlib.contextmanager
-def _overridden(values: Mapping[str, Any]) -> Iterator[None]:
-    """``override_settings``, quiet about the EMAIL_* settings Django 6.1 deprecates: a test
-    that points them somewhere is not the project using them."""
+def overridden(values: Mapping[str, Any]) -> Iterator[None]:
+    """``override_settings(**values)``, quiet about the EMAIL_* settings Django 6.1 deprecates:
+    a test that points them somewhere is not the project using them."""
     override = override_settings(**values)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"The EMAIL_\w+ setting is deprecated")
@@ -56,7 +56,7 @@ def locmem_outbox(outbox: list[Any]) -> Iterator[None]:
     previous = vars(mail).get("outbox", _MISSING)
     mail.outbox = outbox
     try:
-        with _overridden(values):
+        with overridden(values):
             yield
     finally:
         if previous is _MISSING:
@@ -84,5 +84,5 @@ def catcher_settings(host: str, port: int) -> Iterator[None]:
             "EMAIL_HOST_USER": "",
             "EMAIL_HOST_PASSWORD": "",
         }
-    with _overridden(values):
+    with overridden(values):
         yield
