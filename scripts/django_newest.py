@@ -37,6 +37,10 @@ import django_conformance as conformance  # noqa: E402
 TOOLS = ("pytest", "pytest-timeout", "hypothesis", "trustme", "aiosmtpd")
 
 
+def log(message: str) -> None:
+    print(f"django_newest: {message}", file=sys.stderr, flush=True)
+
+
 def requirements() -> list[str]:
     dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     wanted = {}
@@ -70,7 +74,7 @@ def venv() -> Path:
         if python.exists() and stamp.exists() and stamp.read_text() == wanted:
             return python
         base = conformance.find_python()
-        conformance.log(f"building {where} with {base}")
+        log(f"building {where} with {base}")
         shutil.rmtree(where, ignore_errors=True)
         subprocess.run([base, "-m", "venv", str(where)], check=True)
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
@@ -105,7 +109,7 @@ def main() -> int:
             text=True,
             check=True,
         ).stdout.strip()
-        conformance.log(f"ready: {python} (Django {version})")
+        log(f"ready: {python} (Django {version})")
         return 0
     return run(python, args.pytest_args)
 

@@ -41,9 +41,9 @@ class EmailBackend(SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
     ``MAILERS`` entry's ``OPTIONS`` alone when built with an ``alias`` (Django 6.1). Options:
     ``host``, ``port``, ``username``, ``password``, ``use_tls``, ``use_ssl``, ``timeout``,
     ``ssl_keyfile``, ``ssl_certfile``, ``ssl_cafile``, ``pool_size``, ``allow_insecure_auth``,
-    ``fail_silently``. After ``send_messages()``, ``results`` holds a ``SendResult`` or the
-    ``SMTPError`` of each message. ``MAILOUT_REDIRECT_TO`` (see mailout.django.redirect)
-    applies to every message.
+    ``data_done_timeout``, ``fail_silently``. After ``send_messages()``, ``results`` holds a
+    ``SendResult`` or the ``SMTPError`` of each message. ``MAILOUT_REDIRECT_TO`` (see
+    mailout.django.redirect) applies to every message.
     """
 
     def __init__(
