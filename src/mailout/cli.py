@@ -122,6 +122,9 @@ def build_parser(*, prog: str = "mailout", epilog: str = EPILOG) -> argparse.Arg
         const="quiet",
         help="one line per message",
     )
+    from mailout.queue.cli import add_parser as add_queue_parser
+
+    add_queue_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="start the mail catcher, send it a sample message, show the web inbox",
@@ -240,6 +243,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "mailout", epilog: st
             return _config()
         if args.command == "serve":
             return _serve(args)
+        if args.command == "queue":
+            from mailout.queue.cli import run as run_queue
+
+            return run_queue(args)
         if args.command == "demo":
             from mailout.demo import run_demo
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from mailout._units import parse_duration, parse_rate
 from mailout.exceptions import ImproperlyConfigured
 from mailout.utils import lazy_text
 
@@ -336,3 +337,128 @@ class _Settings:
 
 
 settings: Final = _Settings()
+
+
+# -- the durable queue (mailout.queue) -----------------------------------------------------------
+# Kept together here so the queue's settings read like every other setting: configure() >
+# environment > defaults, checked at call time, errors naming the setting.
+
+QUEUE_DEFAULTS: Final[dict[str, Any]] = {
+    # sqlite:///relative.db, sqlite:////absolute.db or memory:
+    "EMAIL_QUEUE_URL": "sqlite:///mailout-queue.db",
+    # The mailer that delivers queued mail: a MAILERS alias or a dotted backend path; None is
+    # the SMTP backend built from the EMAIL_* settings.
+    "EMAIL_QUEUE_MAILER": None,
+    "EMAIL_QUEUE_BATCH": 200,
+    "EMAIL_QUEUE_CONCURRENCY": 2,
+    "EMAIL_QUEUE_LEASE": 60.0,
+    # Postfix's minimal_backoff_time, maximal_backoff_time and maximal_queue_lifetime.
+    "EMAIL_QUEUE_MIN_BACKOFF": 300.0,
+    "EMAIL_QUEUE_MAX_BACKOFF": 4000.0,
+    "EMAIL_QUEUE_LIFETIME": 5 * 86400.0,
+    "EMAIL_QUEUE_RATE": None,
+    "EMAIL_QUEUE_DAILY_QUOTA": None,
+    # Postfix's default_destination_concurrency_limit.
+    "EMAIL_QUEUE_DOMAIN_CONCURRENCY": 20,
+    "EMAIL_QUEUE_KEEP_BODY_AFTER_SEND": True,
+    "EMAIL_QUEUE_HOOKS": {},
+}
+QUEUE_HOOK_EVENTS: Final = ("pre_send", "sent", "deferred", "failed", "expired")
+
+
+def _check_whole(name: str, value: object, *, minimum: int = 1) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected a whole number, got {value!r}") from None
+    if isinstance(value, bool | float) or number < minimum:
+        raise ImproperlyConfigured(
+            f"{name}: expected a whole number of at least {minimum}, got {value!r}"
+        )
+    return number
+
+
+def _check_duration(name: str, value: object) -> float:
+    try:
+        seconds = parse_duration(value, what=name)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+    if seconds <= 0:
+        raise ImproperlyConfigured(f"{name}: expected a duration above zero, got {value!r}")
+    return seconds
+
+
+def _per_mailer(name: str, value: object) -> dict[str, object]:
+    """One value for every mailer (key ``"*"``), or a mapping of mailer to value (JSON in the
+    environment)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ImproperlyConfigured(f"{name}: value is not JSON ({exc})") from None
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return {"*": value}
+
+
+def _check_rates(name: str, value: object) -> dict[str, Any]:
+    try:
+        values = _per_mailer(name, value)
+        return {k: parse_rate(v, what=f"{name}[{k!r}]") for k, v in values.items()}
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+def _check_quotas(name: str, value: object) -> dict[str, int]:
+    return {k: _check_whole(f"{name}[{k!r}]", v) for k, v in _per_mailer(name, value).items()}
+
+
+def _check_hooks(name: str, value: object) -> dict[str, list[str]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ImproperlyConfigured(f"{name}: value is not JSON ({exc})") from None
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(f"{name}: expected a mapping of event to dotted paths")
+    out: dict[str, list[str]] = {}
+    for event, paths in value.items():
+        if event not in QUEUE_HOOK_EVENTS:
+            raise ImproperlyConfigured(
+                f"{name}: unknown event {event!r}; use {', '.join(QUEUE_HOOK_EVENTS)}"
+            )
+        listed = [paths] if isinstance(paths, str) else paths
+        if not isinstance(listed, list | tuple) or not all(isinstance(p, str) for p in listed):
+            raise ImproperlyConfigured(f"{name}[{event!r}]: expected dotted paths")
+        out[event] = list(listed)
+    return out
+
+
+def _check_queue_url(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ImproperlyConfigured(f"{name}: expected a URL such as sqlite:///mailout-queue.db")
+    return value.strip()
+
+
+DEFAULTS.update(QUEUE_DEFAULTS)
+_CHECKS.update(
+    {
+        "EMAIL_QUEUE_URL": _check_queue_url,
+        "EMAIL_QUEUE_MAILER": lambda n, v: _check_str(n, v or None, optional=True),
+        "EMAIL_QUEUE_BATCH": _check_whole,
+        "EMAIL_QUEUE_CONCURRENCY": _check_whole,
+        "EMAIL_QUEUE_LEASE": _check_duration,
+        "EMAIL_QUEUE_MIN_BACKOFF": _check_duration,
+        "EMAIL_QUEUE_MAX_BACKOFF": _check_duration,
+        "EMAIL_QUEUE_LIFETIME": _check_duration,
+        "EMAIL_QUEUE_RATE": _check_rates,
+        "EMAIL_QUEUE_DAILY_QUOTA": _check_quotas,
+        "EMAIL_QUEUE_DOMAIN_CONCURRENCY": _check_whole,
+        "EMAIL_QUEUE_KEEP_BODY_AFTER_SEND": _check_bool,
+        "EMAIL_QUEUE_HOOKS": _check_hooks,
+    }
+)

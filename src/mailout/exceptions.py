@@ -11,6 +11,10 @@
     │                                            a setting or backend option with a bad value
     │   └── InvalidMailer                        a MAILERS entry that cannot be built
     │       └── MailerDoesNotExist (KeyError)    mailers["alias"] for an alias not in MAILERS
+    ├── QueueError                               the durable queue (mailout.queue)
+    │   ├── StorageError                         the queue's store failed; names the file or URL
+    │   │   └── SchemaVersionError               a store written by a newer (or older) mailout
+    │   └── MessageNotFound       (KeyError)     no queued message with that id
     └── SMTPError                 (smtplib.SMTPException, so Django-era handlers still catch it)
         ├── SMTPConnectError      (ConnectionError)  could not connect, or the link dropped
         │   └── ServerDisconnected                   the server closed the connection
@@ -59,7 +63,9 @@ __all__ = [
     "InvalidMessageError",
     "MailerDoesNotExist",
     "MailoutError",
+    "MessageNotFound",
     "MessageTypeError",
+    "QueueError",
     "RecipientsRefusedError",
     "ReplyError",
     "SMTPConnectError",
@@ -69,9 +75,11 @@ __all__ = [
     "SMTPTLSError",
     "SMTPTimeoutError",
     "SMTPUTF8NotSupportedError",
+    "SchemaVersionError",
     "SenderRefusedError",
     "ServerDisconnected",
     "StartTLSNotOfferedError",
+    "StorageError",
 ]
 
 
@@ -163,6 +171,29 @@ def _rebuild(cls: type[Exception], args: tuple[object, ...], state: dict[str, ob
     error.args = args
     vars(error).update(state)
     return error
+
+
+class QueueError(MailoutError):
+    """Root of the errors of the durable queue (``mailout.queue``)."""
+
+
+class StorageError(QueueError):
+    """The queue's store could not do what was asked; the message names the file or URL.
+
+    Raised instead of the database driver's own error (disk full, a read-only or corrupt file,
+    a lock held too long), so that nothing is reported as stored or sent when it was not.
+    """
+
+
+class SchemaVersionError(StorageError):
+    """The store was written by a mailout with another schema version than this one knows."""
+
+
+class MessageNotFound(QueueError, KeyError):
+    """No message in the queue has that id."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else ""
 
 
 class SMTPError(MailoutError, smtplib.SMTPException):

@@ -133,7 +133,11 @@ def render(
 
     ``smtputf8=True`` writes UTF-8 in header fields as ``policy.SMTPUTF8`` does (RFC 6532);
     ``boundary_seed`` makes the MIME boundaries reproducible (for tests; unpredictable if None).
+    A message that carries ``wire_bytes`` (one read back from the queue) is those bytes.
     """
+    stored = _stored_bytes(message)
+    if stored is not None:
+        return stored
     data, reason = _fast(message, smtputf8, boundary_seed)
     if data is not None:
         return data
@@ -152,6 +156,9 @@ def render_fast(
     serialisation). Nothing is raised for bad input: the caller's slow path decides what to
     raise. The decision is counted in :data:`stats` as ``render()`` counts it.
     """
+    stored = _stored_bytes(message)
+    if stored is not None:
+        return stored
     return _fast(message, smtputf8, boundary_seed)[0]
 
 
@@ -175,6 +182,8 @@ def check(message: EmailMessage) -> None:
     Lets a backend refuse a whole batch before sending any of it, then render and send it in
     chunks, so that no second copy of every message is held at once.
     """
+    if _stored_bytes(message) is not None:
+        return
     try:
         if _has_alternatives(type(message)):
             for content, mimetype in message.alternatives:  # type: ignore[attr-defined]
@@ -194,6 +203,13 @@ def check(message: EmailMessage) -> None:
             _token(value, what)
     except Fallback:
         build(message)  # an unusual message: the standard library's checks decide
+
+
+def _stored_bytes(message: EmailMessage) -> bytes | None:
+    """The bytes of a message rendered once already (``mailout.queue``): sent exactly as they
+    were stored, so its Message-ID and Date never change between attempts."""
+    data = getattr(message, "wire_bytes", None)
+    return data if isinstance(data, bytes) else None
 
 
 def render_message(message: EmailMessage, *, smtputf8_ok: bool, linesep: str = "\r\n") -> bytes:

@@ -1,0 +1,203 @@
+"""Putting messages in the queue: render once, store bytes + envelope + JSON, commit, return.
+
+``enqueue(messages, priority=..., not_before=..., key=..., mailer=...)`` is the API behind the
+queue backend. Each message is rendered by the fast serialiser exactly once, here: its bytes,
+and so its ``Message-ID`` and ``Date``, never change afterwards, whatever attempt sends them.
+A batch is one transaction: bad input in any message (or a storage error) stores none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from mailout.address import parse_address
+from mailout.exceptions import InvalidMessageError, MessageTypeError
+from mailout.queue.mailer import mailer_name
+from mailout.queue.models import NewMessage, Priority
+from mailout.queue.storage import Storage, shared_storage
+from mailout.wire import check, render
+
+if TYPE_CHECKING:
+    from mailout.message import EmailMessage
+
+__all__ = ["aenqueue", "enqueue", "prepare"]
+
+# Batches up to this size are rendered before the write transaction starts (the usual case:
+# the store's lock is held only to insert); bigger ones are checked first, then rendered and
+# inserted a chunk at a time inside it, so memory never holds every message's bytes at once.
+CHUNK: Final = 1000
+_DOT_ATOM: Final = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+)
+_MESSAGE_ID: Final = re.compile(rb"^message-id:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.M)
+
+NotBefore = float | datetime.datetime | datetime.timedelta | None
+
+
+def enqueue(
+    messages: Sequence[EmailMessage],
+    *,
+    priority: str | Priority = "normal",
+    not_before: NotBefore = None,
+    key: str | Sequence[str | None] | None = None,
+    mailer: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    url: str | None = None,
+    storage: Storage | None = None,
+    now: float | None = None,
+) -> list[int | None]:
+    """Store ``messages`` durably for the worker to deliver; return each one's queue id.
+
+    - ``priority``: ``"high"``, ``"normal"`` or ``"low"`` (within new mail and within retries).
+    - ``not_before``: not delivered before this moment: a Unix time, an aware ``datetime``
+      (a naive one is local time) or a ``timedelta`` from now.
+    - ``key``: an idempotency key (one string for one message, or one per message): a message
+      whose key is already queued is not stored again, and counts as stored.
+    - ``mailer``: the ``MAILERS`` alias or dotted backend path that delivers it (default:
+      ``EMAIL_QUEUE_MAILER``, else the SMTP backend from the ``EMAIL_*`` settings).
+    - ``metadata``: JSON-serialisable values kept with the message and given to hooks.
+    - ``url``/``storage``: where (default: ``EMAIL_QUEUE_URL``).
+
+    Returns when the batch is committed. A message without recipients is not stored (its id
+    is None), as Django's backends skip such messages.
+    """
+    now = time.time() if now is None else now
+    target = storage if storage is not None else shared_storage(url)
+    messages = list(messages)
+    keys = _keys(key, len(messages))
+    stored = [i for i, m in enumerate(messages) if m.recipients()]
+    if not stored:
+        return [None] * len(messages)
+    options = _Options(
+        mailer=mailer_name(mailer),
+        priority=Priority.parse(priority),
+        not_before=_due(not_before, now),
+        metadata=_metadata(metadata),
+    )
+    selected = [messages[i] for i in stored]
+    chosen_keys = [keys[i] for i in stored]
+    if len(selected) <= CHUNK:
+        batch: Any = [options.new(m, k) for m, k in zip(selected, chosen_keys, strict=True)]
+    else:
+        for message in selected:
+            check(message)
+        batch = (options.new(m, k) for m, k in zip(selected, chosen_keys, strict=True))
+    ids = target.enqueue(batch, now=now)
+    out: list[int | None] = [None] * len(messages)
+    for index, id_ in zip(stored, ids, strict=True):
+        out[index] = id_
+    return out
+
+
+async def aenqueue(messages: Sequence[EmailMessage], **options: Any) -> list[int | None]:
+    """``enqueue`` without blocking the event loop (rendering and the commit run in a thread)."""
+    return await asyncio.to_thread(enqueue, list(messages), **options)
+
+
+def prepare(messages: Sequence[EmailMessage], *, mailer: str | None = None) -> Iterator[NewMessage]:
+    """Render messages as the queue stores them (for tools and tests; ``enqueue`` uses this)."""
+    options = _Options(mailer_name(mailer), Priority.NORMAL, None, {})
+    return (options.new(m, None) for m in messages)
+
+
+class _Options:
+    __slots__ = ("mailer", "metadata", "not_before", "priority")
+
+    def __init__(
+        self, mailer: str, priority: Priority, not_before: float | None, metadata: dict[str, Any]
+    ) -> None:
+        self.mailer, self.priority = mailer, priority
+        self.not_before, self.metadata = not_before, metadata
+
+    def new(self, message: EmailMessage, key: str | None) -> NewMessage:
+        smtputf8 = message.needs_smtputf8()  # parses every address under its own field name
+        sender = _addr_spec(message.from_email, "from_email")
+        recipients = tuple(_addr_spec(r, "recipients") for r in message.recipients())
+        data = render(message, smtputf8=smtputf8)
+        return NewMessage(
+            sender=sender,
+            recipients=recipients,
+            data=data,
+            message_id=_message_id(data),
+            subject=_subject(message),
+            mailer=self.mailer,
+            priority=self.priority,
+            not_before=self.not_before,
+            key=key,
+            smtputf8=smtputf8,
+            eight_bit=not data.isascii(),  # RFC 6152: 8-bit content travels with BODY=8BITMIME
+            metadata=self.metadata,
+        )
+
+
+def _addr_spec(value: object, field: str) -> str:
+    address = parse_address(value, field=field)
+    # A dot-atom local part needs no quoting: skip building the stdlib Address (slow) for it.
+    if _DOT_ATOM.fullmatch(address.local_part):
+        return f"{address.local_part}@{address.domain}"
+    return address.addr_spec
+
+
+def _message_id(data: bytes) -> str:
+    head = data[: data.find(b"\r\n\r\n")]
+    found = _MESSAGE_ID.search(head)
+    if found is None:  # render() always writes one; a message() override might not
+        raise InvalidMessageError("the rendered message has no Message-ID header")
+    return re.sub(rb"\r\n[ \t]+", b" ", found[1]).decode("utf-8", "replace").strip()
+
+
+def _subject(message: EmailMessage) -> str:
+    for name, value in message.extra_headers.items():
+        if name.lower() == "subject":
+            return str(value)[:300]
+    return str(message.subject)[:300]
+
+
+def _keys(key: str | Sequence[str | None] | None, count: int) -> list[str | None]:
+    if key is None:
+        return [None] * count
+    if isinstance(key, str):
+        if count != 1:
+            raise MessageTypeError(f"key: one string for one message; got {count} messages")
+        keys: list[str | None] = [key]
+    else:
+        keys = list(key)
+        if len(keys) != count:
+            raise MessageTypeError(f"key: {len(keys)} keys for {count} messages")
+    for k in keys:
+        if k is not None and (not isinstance(k, str) or not k or len(k) > 500):
+            raise MessageTypeError(
+                f"key: expected a non-empty string of 500 characters at most, got {k!r:.60}"
+            )
+    return keys
+
+
+def _due(not_before: NotBefore, now: float) -> float | None:
+    if not_before is None:
+        return None
+    if isinstance(not_before, datetime.timedelta):
+        return now + not_before.total_seconds()
+    if isinstance(not_before, datetime.datetime):
+        return not_before.timestamp()
+    if isinstance(not_before, int | float) and not isinstance(not_before, bool):
+        return float(not_before)
+    raise MessageTypeError(
+        f"not_before: expected a Unix time, a datetime or a timedelta, got {not_before!r}"
+    )
+
+
+def _metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise MessageTypeError("metadata: expected a mapping of JSON values")
+    try:
+        return dict(json.loads(json.dumps(dict(metadata))))
+    except (TypeError, ValueError) as exc:
+        raise MessageTypeError(f"metadata: not JSON-serialisable ({exc})") from None

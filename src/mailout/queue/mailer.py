@@ -1,0 +1,76 @@
+"""Which backend delivers queued mail: a ``MAILERS`` alias or a dotted backend path.
+
+The name is stored with each message and resolved by the worker when it delivers, so a
+``MAILERS`` entry changed between enqueue and delivery takes effect. It is checked at enqueue
+too, so that a typo is an error in the caller, not a message failing days later.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from mailout.conf import settings
+from mailout.exceptions import ImproperlyConfigured, MailerDoesNotExist
+from mailout.mailers import mailers
+from mailout.utils import import_string
+
+if TYPE_CHECKING:
+    from mailout.backends.base import BaseEmailBackend
+
+__all__ = ["DEFAULT_MAILER", "build_mailer", "check_mailer", "mailer_name"]
+
+#: Without EMAIL_QUEUE_MAILER: the SMTP backend built from the EMAIL_* settings. (Not
+#: EMAIL_BACKEND: that is often the queue itself.)
+DEFAULT_MAILER: Final = "mailout.backends.smtp.EmailBackend"
+
+
+def mailer_name(mailer: str | None, *, setting: str = "mailer") -> str:
+    """The name stored with a message: ``mailer``, else EMAIL_QUEUE_MAILER, else the SMTP
+    backend; checked now (an unknown alias or path, or a queue delivering into a queue)."""
+    if mailer is None:
+        mailer, setting = settings.EMAIL_QUEUE_MAILER, "EMAIL_QUEUE_MAILER"
+    if mailer is None:
+        return DEFAULT_MAILER
+    if not isinstance(mailer, str) or not mailer.strip():
+        raise ImproperlyConfigured(f"{setting}: expected a MAILERS alias or a dotted path")
+    check_mailer(mailer, setting=setting)
+    return mailer
+
+
+def _backend_path(name: str, setting: str) -> str:
+    config = settings.MAILERS
+    if name in config:
+        entry = config[name]
+        path = entry.get("BACKEND") if isinstance(entry, dict) else None
+        if not isinstance(path, str):
+            raise ImproperlyConfigured(f"{setting}: MAILERS[{name!r}] has no BACKEND")
+        return path
+    if not config and name == "default":
+        return str(settings.EMAIL_BACKEND)
+    if "." in name:
+        return name
+    known = ", ".join(repr(a) for a in config) or "none"
+    raise MailerDoesNotExist(
+        f"{setting}: {name!r} is neither a MAILERS alias (defined: {known}) nor a dotted path"
+    )
+
+
+def check_mailer(name: str, *, setting: str = "mailer") -> None:
+    """Raise ImproperlyConfigured unless ``name`` resolves to a backend that is not a queue."""
+    from mailout.backends.queue import EmailBackend as QueueBackend
+
+    path = _backend_path(name, setting)
+    backend_class = import_string(path, setting=setting)
+    if isinstance(backend_class, type) and issubclass(backend_class, QueueBackend):
+        raise ImproperlyConfigured(
+            f"{setting}: {name!r} is a queue ({path}); queued mail must be delivered by a "
+            "mailer that sends it (an SMTP, ESP or other backend), not queued again"
+        )
+
+
+def build_mailer(name: str, **overrides: Any) -> BaseEmailBackend:
+    """A new backend for the mailer stored with a message."""
+    if name in settings.MAILERS or (not settings.MAILERS and name == "default"):
+        return mailers.create(name, **overrides)
+    backend_class = import_string(name, setting=f"mailer {name!r}")
+    return backend_class(**overrides)  # type: ignore[no-any-return]

@@ -1,0 +1,165 @@
+"""What a worker tells its operator: one structured line per event, or live progress.
+
+Not in a terminal (a service's log), every event is one ``logfmt`` line, so a log collector
+can parse it: ``2026-11-28T10:46:03.120Z event=sent id=42 mailer=default attempt=1 ...``.
+In a terminal with ``rich`` installed (``pip install "mailout[rich]"``), the worker shows live
+counts and rates instead, and prints only deferrals, failures and warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from mailout.queue.models import Report, iso
+
+__all__ = [
+    "LineReporter",
+    "LogfmtFormatter",
+    "Reporter",
+    "choose_reporter",
+    "install_log_handler",
+    "logfmt",
+]
+
+log = logging.getLogger("mailout.queue")
+
+
+def logfmt(fields: dict[str, Any]) -> str:
+    """``key=value`` pairs; values with spaces, quotes or ``=`` are quoted and escaped."""
+    parts = []
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value)
+        if not text or any(c in text for c in ' "=\\\n\r\t'):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+class Reporter:
+    """Receives the worker's events. The base class writes nothing; subclasses choose where."""
+
+    #: Ask the worker for the queue's counts now and then (a live view; costs a query).
+    wants_status = False
+
+    def event(self, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
+        """A worker event (started, relay-down, lease-lost, stopped, ...)."""
+
+    def delivered(self, reports: Sequence[Report]) -> None:
+        """The committed outcome of each message of one delivery."""
+
+    def status(self, counts: dict[str, int]) -> None:
+        """The queue's counts by state, now and then (for live views)."""
+
+    def close(self) -> None:
+        """The worker stopped."""
+
+
+def report_fields(report: Report) -> dict[str, Any]:
+    """The fields of a message's log line."""
+    message, outcome = report.message, report.outcome
+    fields: dict[str, Any] = {
+        "event": outcome.event,
+        "id": message.id,
+        "mailer": message.mailer,
+        "attempt": message.attempt,
+        "recipients": len(outcome.results),
+    }
+    sent = [r for r in outcome.results if r.status == "sent"]
+    if sent:
+        fields["code"] = sent[0].code
+        fields["relay_id"] = sent[0].relay_id
+    refused = [r for r in outcome.results if r.status != "sent"]
+    if refused:
+        fields["refused"] = ",".join(f"{r.recipient}:{r.code or '-'}" for r in refused[:5])
+    if outcome.due_at is not None:
+        fields["next_attempt"] = iso(outcome.due_at)
+    fields["message_id"] = message.message_id
+    if outcome.reason:
+        fields["reason"] = outcome.reason
+    fields["reply"] = outcome.summary
+    return fields
+
+
+class LineReporter(Reporter):
+    """One logfmt line per event: to ``stream`` (a time stamp first), or, with no stream, to
+    the ``mailout.queue`` logger."""
+
+    def __init__(self, stream: TextIO | None = None, *, clock: Callable[[], float] = time.time):
+        self._stream = stream
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def _write(self, level: int, fields: dict[str, Any]) -> None:
+        if self._stream is None:
+            log.log(level, "%s", logfmt(fields))
+            return
+        line = logfmt(
+            {"ts": iso(self._clock()), "level": logging.getLevelName(level).lower(), **fields}
+        )
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def event(self, name: str, *, level: int = logging.INFO, **fields: Any) -> None:
+        self._write(level, {"event": name, **fields})
+
+    def delivered(self, reports: Sequence[Report]) -> None:
+        for report in reports:
+            level = (
+                logging.INFO if report.outcome.event in ("sent", "deferred") else logging.WARNING
+            )
+            self._write(level, report_fields(report))
+
+
+def choose_reporter(stream: TextIO | None = None, *, live: bool | None = None) -> Reporter:
+    """Live progress when ``stream`` (stderr) is a terminal and rich is installed; else lines."""
+    stream = sys.stderr if stream is None else stream
+    if live is None:
+        live = bool(getattr(stream, "isatty", lambda: False)())
+    if live:
+        try:
+            from mailout.queue.live import LiveReporter
+        except ImportError:
+            pass  # rich is not installed: lines are fine in a terminal too
+        else:
+            return LiveReporter(stream)
+    return LineReporter(stream)
+
+
+class LogfmtFormatter(logging.Formatter):
+    """Log records as logfmt lines too (a traceback escaped into one ``error`` field)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": iso(record.created),
+            "level": record.levelname.lower(),
+            "event": "log",
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            fields["error"] = self.formatException(record.exc_info)
+        return logfmt(fields)
+
+
+def install_log_handler(stream: TextIO) -> None:
+    """Send mailout's warnings and errors (a hook that raised, a mailer that cannot be
+    built) to ``stream`` as logfmt lines, once per process."""
+    logger = logging.getLogger("mailout")
+    if any(getattr(h, "_mailout_queue", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogfmtFormatter())
+    handler.setLevel(logging.WARNING)
+    handler._mailout_queue = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+        logger.setLevel(logging.WARNING)

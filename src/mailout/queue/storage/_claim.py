@@ -1,0 +1,77 @@
+"""How a claim chooses messages, shared by every storage: fairness first, then rate limits.
+
+A storage supplies one query, "due messages of this state and priority, oldest due first",
+and runs these functions inside its claim transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from itertools import zip_longest
+
+from mailout.queue.limits import Bucket, Limit, limit_for, take
+from mailout.queue.models import Priority, State
+
+__all__ = ["apply_limits", "exhausted", "pick_fairly"]
+
+#: (state, priority, how many) -> [(id, mailer), ...] in due order
+Candidates = Callable[[State, Priority, int], list[tuple[int, str]]]
+
+
+def _fetch(candidates: Candidates, state: State, count: int) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for priority in Priority:  # HIGH, NORMAL, LOW
+        if len(found) >= count:
+            break
+        found += candidates(state, priority, count - len(found))
+    return found
+
+
+def pick_fairly(candidates: Candidates, limit: int) -> list[tuple[int, str]]:
+    """Up to ``limit`` due messages: half new mail, half retries, each side taking what the
+    other leaves (Postfix's queue manager interleaves its incoming and deferred queues the
+    same way, so a pile of retries never starves new mail, nor the reverse)."""
+    if limit < 1:
+        return []
+    new = _fetch(candidates, State.QUEUED, limit)
+    retries = _fetch(candidates, State.DEFERRED, limit)
+    new_share = max((limit + 1) // 2, limit - len(retries))
+    new = new[:new_share]
+    retries = retries[: limit - len(new)]
+    mixed = (m for pair in zip_longest(new, retries) for m in pair if m is not None)
+    return list(mixed)
+
+
+def exhausted(limits: Mapping[str, Limit], buckets: Mapping[str, Bucket], now: float) -> list[str]:
+    """Mailers that may send nothing right now: left out of the claim's queries."""
+    out = []
+    for name, bucket in buckets.items():
+        limit = limit_for(limits, name)
+        if limit is not None and take(limit, bucket, 1, now)[0] == 0:
+            out.append(name)
+    return out
+
+
+def apply_limits(
+    picked: list[tuple[int, str]],
+    limits: Mapping[str, Limit],
+    buckets: Mapping[str, Bucket],
+    now: float,
+) -> tuple[list[int], dict[str, Bucket]]:
+    """Keep what each limited mailer's tokens and daily quota allow; return the ids kept and
+    the buckets to save."""
+    allowed: dict[str, int] = {}
+    changed: dict[str, Bucket] = {}
+    for mailer, count in Counter(mailer for _, mailer in picked).items():
+        limit = limit_for(limits, mailer)
+        if limit is None:
+            allowed[mailer] = count
+            continue
+        allowed[mailer], changed[mailer] = take(limit, buckets.get(mailer), count, now)
+    chosen = []
+    for id_, mailer in picked:
+        if allowed[mailer] > 0:
+            allowed[mailer] -= 1
+            chosen.append(id_)
+    return chosen, changed

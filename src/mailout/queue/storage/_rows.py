@@ -1,0 +1,136 @@
+"""Reading stored rows back into values, and turning an outcome into event rows.
+
+A row that cannot be read back (JSON that does not parse, a missing body) becomes a claimed
+message marked ``corrupt``: the worker fails that one message and goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mailout.queue.models import (
+    ClaimedMessage,
+    Event,
+    MessageSummary,
+    Outcome,
+    Priority,
+    State,
+)
+
+__all__ = ["claimed_from_row", "events_for", "summary_from_row"]
+
+log = logging.getLogger("mailout.queue")
+
+
+def claimed_from_row(row: Sequence[Any], *, where: str) -> ClaimedMessage:
+    """(id, attempts, mailer, priority, sender, recipients, data, message_id, created_at,
+    queued_at, delivered, metadata) -> a ClaimedMessage, or one marked corrupt."""
+    id_, attempt, mailer, priority, sender, recipients, data, message_id = row[:8]
+    created_at, queued_at, delivered, metadata = row[8:12]
+    problem = None
+    try:
+        rcpts = json.loads(recipients)
+        meta = json.loads(metadata)
+        if not isinstance(rcpts, list) or not rcpts or not all(isinstance(r, str) for r in rcpts):
+            problem = "its recipients are not a list of addresses"
+        elif not isinstance(meta, dict):
+            problem = "its metadata is not a JSON object"
+        elif not isinstance(data, bytes) or not data:
+            problem = "its message body is missing"
+    except (TypeError, ValueError) as exc:
+        problem = f"a stored field is not valid JSON ({exc})"
+    if problem is not None:
+        log.error("queue database %s: message %s cannot be read back: %s", where, id_, problem)
+        return ClaimedMessage(
+            id=int(id_),
+            attempt=int(attempt),
+            mailer=str(mailer),
+            priority=_priority(priority),
+            sender=str(sender),
+            recipients=(),
+            data=b"",
+            message_id=str(message_id),
+            created_at=float(created_at),
+            queued_at=float(queued_at),
+            corrupt=f"message {id_} in {where} cannot be read back: {problem}",
+        )
+    return ClaimedMessage(
+        id=int(id_),
+        attempt=int(attempt),
+        mailer=str(mailer),
+        priority=_priority(priority),
+        sender=str(sender),
+        recipients=tuple(rcpts),
+        data=bytes(data),
+        message_id=str(message_id),
+        created_at=float(created_at),
+        queued_at=float(queued_at),
+        delivered=int(delivered),
+        smtputf8=bool(meta.get("smtputf8")),
+        eight_bit=bool(meta.get("eight_bit")),
+        metadata=meta.get("user") or {},
+    )
+
+
+def _priority(value: object) -> Priority:
+    try:
+        return Priority(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return Priority.NORMAL
+
+
+def summary_from_row(row: Sequence[Any]) -> MessageSummary:
+    """(id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
+    queued_at, due_at, updated_at, attempts, last_reply, reason, key) -> a MessageSummary."""
+    try:
+        recipients = tuple(str(r) for r in json.loads(row[5]))
+    except (TypeError, ValueError):
+        recipients = ("(unreadable)",)
+    return MessageSummary(
+        id=int(row[0]),
+        state=State(row[1]),
+        mailer=str(row[2]),
+        priority=_priority(row[3]),
+        sender=str(row[4]),
+        recipients=recipients,
+        subject=str(row[6]),
+        message_id=str(row[7]),
+        size=int(row[8]),
+        created_at=float(row[9]),
+        queued_at=float(row[10]),
+        due_at=float(row[11]),
+        updated_at=float(row[12]),
+        attempts=int(row[13]),
+        last_reply=row[14],
+        reason=row[15],
+        key=row[16],
+    )
+
+
+def events_for(outcome: Outcome, now: float) -> list[Event]:
+    """One event per recipient result; one for the message when there is none (cancelled,
+    corrupt). A recipient that failed because the message expired is an ``expired`` event."""
+    if not outcome.results:
+        return [Event(outcome.id, now, outcome.attempt, outcome.event, text=outcome.summary)]
+    events = []
+    for result in outcome.results:
+        kind = str(result.status)
+        if kind == "failed" and outcome.reason in ("expired", "cancelled"):
+            kind = outcome.reason
+        events.append(
+            Event(
+                outcome.id,
+                now,
+                outcome.attempt,
+                kind,
+                result.recipient,
+                result.code,
+                result.enhanced,
+                result.text,
+                result.relay_id,
+            )
+        )
+    return events

@@ -1,0 +1,119 @@
+"""How a worker hands a batch of stored messages to a mailer, and reads each outcome back.
+
+A ``Transport`` takes claimed messages and returns, per message, a ``SendResult`` (accepted,
+with per-recipient replies) or the exception that stopped it. Three kinds:
+
+* mailout's SMTP backend: the whole batch through its pipelined pool in one ``send_many``
+  call, with the stored envelope and bytes as they are; per-message and per-recipient replies
+  come straight from the client. A relay that cannot be reached fails the batch with one
+  connection error (the pool's first connect), not one per message.
+* a backend that provides ``queue_transport()``: its own (issue 11's Django/ESP adapters).
+* any other backend (console, file, locmem, a custom one): opened once for the batch, and
+  given one ``QueuedMessage`` per ``send_messages()`` call, so that each message gets its
+  own answer; wire-level backends write the stored bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from mailout.exceptions import MailoutError, SMTPConnectError, SMTPError
+from mailout.queue.models import ClaimedMessage
+from mailout.queue.stored import QueuedMessage
+from mailout.smtp import Reply, SendResult
+
+if TYPE_CHECKING:
+    from mailout.backends.base import BaseEmailBackend
+    from mailout.backends.smtp import EmailBackend as SMTPBackend
+
+__all__ = ["BackendTransport", "NotSent", "PoolTransport", "Result", "Transport", "transport_for"]
+
+Result = SendResult | BaseException
+
+
+class NotSent(MailoutError):
+    """A backend returned 0 for a message without saying why: retried later, never dropped."""
+
+
+class Transport(Protocol):
+    #: Connections one delivery may use at once, and messages each carries at a time (for
+    #: the cap on parallel deliveries per destination domain).
+    connections: int
+    per_connection: float
+
+    def deliver(self, messages: Sequence[ClaimedMessage]) -> list[Result]:
+        """One result per message, in order. Never raises for a message's failure."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class PoolTransport:
+    """mailout's SMTP backend: one pipelined ``send_many`` over its pool per batch."""
+
+    def __init__(self, backend: SMTPBackend) -> None:
+        self.backend = backend
+        self.connections = backend.pool_options.size
+        self.per_connection: float = backend.pool_options.batch_size
+
+    def deliver(self, messages: Sequence[ClaimedMessage]) -> list[Result]:
+        try:
+            self.backend.open()
+        except SMTPError as exc:  # the relay is down (or refuses us): one error, every message
+            return [exc] * len(messages)
+        pool = self.backend.connection
+        if pool is None:  # fail_silently swallowed the error: report it all the same
+            return [SMTPConnectError("the SMTP backend could not connect")] * len(messages)
+        return list(pool.send_many([(m.envelope(), m.data) for m in messages]))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class BackendTransport:
+    """Any backend: one ``QueuedMessage`` per ``send_messages()`` call, one session per batch."""
+
+    connections = 1
+    per_connection = math.inf
+
+    def __init__(self, backend: BaseEmailBackend) -> None:
+        self.backend = backend
+        self._name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+    def deliver(self, messages: Sequence[ClaimedMessage]) -> list[Result]:
+        try:
+            self.backend.open()
+        except Exception as exc:
+            return [exc] * len(messages)
+        results: list[Result] = []
+        for message in messages:
+            try:
+                queued = QueuedMessage(message)
+                sent = self.backend.send_messages([queued])
+            except Exception as exc:
+                results.append(exc)
+                continue
+            if not sent:
+                results.append(NotSent(f"{self._name} reported the message as not sent"))
+                continue
+            reply = Reply(250, f"accepted by {self._name}", None, "send_messages")
+            results.append(SendResult(dict.fromkeys(message.recipients, reply), {}, reply))
+        return results
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def transport_for(backend: BaseEmailBackend) -> Transport:
+    """The way to deliver through ``backend`` (see the module docstring)."""
+    from mailout.backends.smtp import EmailBackend as SMTPBackend
+
+    own = getattr(backend, "queue_transport", None)
+    if callable(own):
+        transport: Transport = own()
+        return transport
+    if isinstance(backend, SMTPBackend):
+        return PoolTransport(backend)
+    return BackendTransport(backend)

@@ -1,0 +1,424 @@
+"""The worker: claim due mail under a lease, deliver it batch by batch, record every outcome.
+
+One loop claims (fairly, within rate limits and the per-domain cap) and hands each mailer's
+share of a claim to a delivery thread (``concurrency`` of them); a heartbeat thread renews the
+leases while deliveries run, so a claim outlives a slow server but not a dead worker: when the
+heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the mail over.
+
+SIGTERM/SIGINT stop the claiming; deliveries in flight finish and are recorded; claimed mail
+not yet started is given back; the worker exits 0. A second signal exits at once (its mail is
+retried after the lease). If the loop itself fails (the store cannot be written, a bug), the
+worker stops and ``run()`` returns 1, so a supervisor restarts it instead of it idling.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from mailout._units import Rate
+from mailout.conf import settings
+from mailout.queue.delivery import Deliverer
+from mailout.queue.domains import DomainCap
+from mailout.queue.hooks import Hooks
+from mailout.queue.limits import Limit, limits_from_settings
+from mailout.queue.mailer import build_mailer
+from mailout.queue.models import ClaimedMessage, Report, WorkerInfo
+from mailout.queue.policy import RetryPolicy
+from mailout.queue.report import Reporter
+from mailout.queue.storage import Storage
+from mailout.queue.transport import Transport, transport_for
+
+if TYPE_CHECKING:
+    from mailout.backends.base import BaseEmailBackend
+
+__all__ = ["Worker", "WorkerOptions"]
+
+log = logging.getLogger("mailout.queue")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker runs; ``from_settings()`` reads the ``EMAIL_QUEUE_*`` settings."""
+
+    batch: int = 200  # messages per claim, and at most per delivery
+    concurrency: int = 2  # deliveries in flight at once
+    lease: float = 60.0  # seconds a claim survives the worker's silence
+    limits: Mapping[str, Limit] = field(default_factory=dict)
+    domain_concurrency: int = 20
+    keep_body: bool = True
+    poll_interval: float = 1.0  # longest sleep when nothing is due
+
+    def __post_init__(self) -> None:
+        if self.batch < 1 or self.concurrency < 1 or self.domain_concurrency < 1:
+            raise ValueError("batch, concurrency and domain_concurrency must be at least 1")
+        if not self.lease > 0:
+            raise ValueError("lease must be above 0 seconds")
+
+    @classmethod
+    def from_settings(cls, *, rate: Rate | None = None, **overrides: Any) -> WorkerOptions:
+        values: dict[str, Any] = {
+            "batch": settings.EMAIL_QUEUE_BATCH,
+            "concurrency": settings.EMAIL_QUEUE_CONCURRENCY,
+            "lease": settings.EMAIL_QUEUE_LEASE,
+            "limits": limits_from_settings(rate),
+            "domain_concurrency": settings.EMAIL_QUEUE_DOMAIN_CONCURRENCY,
+            "keep_body": settings.EMAIL_QUEUE_KEEP_BODY_AFTER_SEND,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class _Totals:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+    def add(self, reports: list[Report]) -> None:
+        for report in reports:
+            event = report.outcome.event
+            if event == "sent":
+                self.sent += 1
+            elif event == "deferred":
+                self.deferred += 1
+            else:
+                self.failed += 1
+
+
+class Worker:
+    """Drains a store. ``run()`` until stopped, or ``run(once=True)`` for what is due now."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        options: WorkerOptions | None = None,
+        policy: RetryPolicy | None = None,
+        hooks: Hooks | None = None,
+        reporter: Reporter | None = None,
+        clock: Callable[[], float] = time.time,
+        draw: Callable[[], float] = random.random,
+        sleep: Callable[[float], object] | None = None,
+        mailer_factory: Callable[[str], BaseEmailBackend] = build_mailer,
+    ) -> None:
+        self.storage = storage
+        self.options = options or WorkerOptions.from_settings()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.reporter = reporter or Reporter()
+        self.deliverer = Deliverer(
+            storage,
+            self.id,
+            policy or RetryPolicy.from_settings(),
+            hooks if hooks is not None else Hooks.from_settings(),
+            self.reporter,
+            self.options.keep_body,
+            clock,
+            draw,
+        )
+        self._clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._mailer_factory = mailer_factory
+        self._domains = DomainCap(self.options.domain_concurrency)
+        self._local = threading.local()
+        self._transports: list[Transport] = []
+        self._shapes: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+        self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
+        self.totals = _Totals()
+        self.started_at = clock()
+        self.fatal: BaseException | None = None
+
+    # -- control ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; deliveries in flight finish (thread-safe, signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, *, once: bool = False, handle_signals: bool = True) -> int:
+        """Deliver until stopped (or, with ``once``, until nothing due now is left and every
+        delivery is recorded). Returns the exit status: 0, or 1 if the loop failed."""
+        restore = self._install_signals() if handle_signals else None
+        executor = cf.ThreadPoolExecutor(self.options.concurrency, "mailout-queue-delivery")
+        heartbeat = threading.Thread(
+            target=self._heartbeat, name="mailout-queue-heartbeat", daemon=True
+        )
+        self.reporter.event(
+            "worker-started",
+            worker=self.id,
+            store=self.storage.name,
+            batch=self.options.batch,
+            concurrency=self.options.concurrency,
+            lease=self.options.lease,
+        )
+        status = 0
+        try:
+            self.storage.heartbeat(self._info(), lease=self.options.lease, now=self._clock())
+            heartbeat.start()
+            self._loop(executor, once)
+        except Exception as exc:
+            self.fatal = exc
+            log.exception("the queue worker failed")
+            self.reporter.event("worker-failed", level=logging.ERROR, error=str(exc))
+            status = 1
+        finally:
+            self._stop.set()
+            status = max(status, self._finish(executor))
+            if heartbeat.is_alive():
+                heartbeat.join()
+            if restore is not None:
+                restore()
+        return status
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self, executor: cf.ThreadPoolExecutor, once: bool) -> None:
+        next_expiry = next_status = 0.0
+        idle_since: float | None = None
+        while not self._stop.is_set():
+            self._reap()
+            now = self._clock()
+            if self.reporter.wants_status and now >= next_status:
+                stats = self.storage.stats(now=now, failures=0)
+                self.reporter.status({str(k): v for k, v in stats.counts.items()})
+                next_status = now + 5.0
+            if now >= next_expiry:
+                released = self.storage.release_expired(now=now)
+                if released:
+                    self.reporter.event("leases-expired", level=logging.WARNING, count=released)
+                next_expiry = now + max(0.5, min(self.options.lease / 2, 30.0))
+            if len(self._inflight) >= self.options.concurrency:
+                self._wait_for_delivery(self.options.poll_interval)
+                continue
+            claimed = self.storage.claim(
+                worker=self.id,
+                limit=self.options.batch,
+                lease=self.options.lease,
+                now=now,
+                limits=self.options.limits,
+                exclude_domains=self._domains.busy(),
+            )
+            if claimed:
+                idle_since = None
+                self._dispatch(executor, claimed)
+                continue
+            if self._inflight:
+                self._wait_for_delivery(self.options.poll_interval)
+                continue
+            due = self.storage.next_due(now=now)
+            if once and (due is None or due > now):
+                return
+            if due is not None and due <= now:  # due, but held back by rate limits
+                idle_since = now if idle_since is None else idle_since
+                if once and now - idle_since > self._throttle_patience():
+                    self.reporter.event("once-done", detail="due mail is held back by rate limits")
+                    return
+                self._sleep(self._throttle_wait())
+                continue
+            wait = (
+                self.options.poll_interval
+                if due is None
+                else min(due - now, self.options.poll_interval)
+            )
+            self._sleep(max(0.01, wait))
+
+    def _throttle_wait(self) -> float:
+        rates = [limit.rate.per_second for limit in self.options.limits.values() if limit.rate]
+        return min([self.options.poll_interval, *(1 / r for r in rates)])
+
+    def _throttle_patience(self) -> float:
+        return 3 * self._throttle_wait() + 1.0
+
+    def _dispatch(self, executor: cf.ThreadPoolExecutor, claimed: list[ClaimedMessage]) -> None:
+        groups: dict[str, list[ClaimedMessage]] = {}
+        for message in claimed:
+            groups.setdefault(message.mailer, []).append(message)
+        for mailer, messages in groups.items():
+            connections, per_connection = self._shape(mailer)
+            admitted, refused, slots = self._domains.admit(messages, connections, per_connection)
+            if refused:  # over the domain cap: back to the queue, the attempt not counted
+                self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
+            if not admitted:
+                continue
+            future = executor.submit(self._deliver, mailer, admitted, slots)
+            with self._lock:
+                self._inflight[future] = [m.id for m in admitted]
+
+    def _deliver(
+        self, mailer: str, messages: list[ClaimedMessage], slots: dict[str, int]
+    ) -> list[Report]:
+        try:
+            try:
+                transport = self._transport(mailer)
+            except Exception as exc:  # MAILERS changed, an import fails: retry later
+                log.error("mailer %r cannot be built: %s", mailer, exc)
+                reports = self.deliverer.defer_all(messages, exc)
+            else:
+                reports = self.deliverer.deliver(transport, messages)
+            self._note_relay_down(mailer, reports)
+            with self._lock:
+                self.totals.add(reports)
+            return reports
+        finally:
+            self._domains.done(slots)
+
+    def _note_relay_down(self, mailer: str, reports: list[Report]) -> None:
+        texts = {r.outcome.summary for r in reports if r.outcome.event == "deferred"}
+        if (
+            len(reports) > 1
+            and len(texts) == 1
+            and all(r.outcome.event == "deferred" for r in reports)
+        ):
+            self.reporter.event(
+                "batch-deferred",
+                level=logging.WARNING,
+                mailer=mailer,
+                count=len(reports),
+                error=texts.pop(),
+            )
+
+    def _reap(self) -> None:
+        with self._lock:
+            done = [f for f in self._inflight if f.done()]
+            for future in done:
+                del self._inflight[future]
+        for future in done:
+            future.result()  # a delivery that raised (the store failed) ends the loop
+
+    def _wait_for_delivery(self, timeout: float) -> None:
+        with self._lock:
+            pending = list(self._inflight)
+        if pending:
+            cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+
+    # -- mailers ---------------------------------------------------------------------------
+
+    def _transport(self, mailer: str) -> Transport:
+        """This thread's transport for ``mailer``: connections are reused across deliveries."""
+        cache: dict[str, Transport] = self._local.__dict__.setdefault("transports", {})
+        transport = cache.get(mailer)
+        if transport is None:
+            transport = cache[mailer] = transport_for(self._mailer_factory(mailer))
+            with self._lock:
+                self._transports.append(transport)
+        return transport
+
+    def _shape(self, mailer: str) -> tuple[int, float]:
+        """Connections per delivery, and messages per connection, of ``mailer``."""
+        shape = self._shapes.get(mailer)
+        if shape is None:
+            try:
+                probe = transport_for(self._mailer_factory(mailer))
+                shape = (probe.connections, probe.per_connection)
+                probe.close()
+            except Exception:  # the delivery reports it
+                shape = (1, float("inf"))
+            self._shapes[mailer] = shape
+        return shape
+
+    # -- heartbeat and shutdown --------------------------------------------------------------
+
+    def _info(self) -> WorkerInfo:
+        with self._lock:
+            in_flight = sum(len(ids) for ids in self._inflight.values())
+            totals = replace(self.totals)
+        return WorkerInfo(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            self.started_at,
+            self._clock(),
+            in_flight,
+            totals.sent,
+            totals.deferred,
+            totals.failed,
+        )
+
+    def _heartbeat(self) -> None:
+        interval = max(0.05, self.options.lease / 3)
+        while not self._stop.wait(interval):
+            try:
+                self.storage.heartbeat(self._info(), lease=self.options.lease, now=self._clock())
+            except Exception as exc:
+                # Leases that cannot be renewed will expire under deliveries in flight: stop.
+                log.error("the queue worker's heartbeat failed: %s", exc)
+                self.fatal = exc
+                self._stop.set()
+                return
+
+    def _finish(self, executor: cf.ThreadPoolExecutor) -> int:
+        status = 0
+        with self._lock:
+            inflight = dict(self._inflight)
+        for future, ids in inflight.items():
+            if future.cancel():  # claimed but never started: give it back
+                self.storage.release(ids, worker=self.id, now=self._clock())
+        executor.shutdown(wait=True)
+        for future in inflight:
+            if not future.cancelled() and future.exception() is not None:
+                exc = future.exception()
+                log.error("a delivery failed: %s", exc)
+                self.fatal = self.fatal or exc
+                status = 1
+        with self._lock:
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            try:
+                transport.close()
+            except Exception as exc:
+                log.warning("closing a mailer failed: %s", exc)
+        if self.fatal is not None:
+            status = 1
+        try:
+            self.storage.unregister(self.id)
+        except Exception as exc:
+            log.warning("could not unregister the worker: %s", exc)
+        self.reporter.event(
+            "worker-stopped",
+            worker=self.id,
+            sent=self.totals.sent,
+            deferred=self.totals.deferred,
+            failed=self.totals.failed,
+            status=status,
+        )
+        self.reporter.close()
+        return status
+
+    def _install_signals(self) -> Callable[[], None] | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handler(signum: int, frame: object) -> None:
+            if self._stop.is_set():  # the second signal: leave now, leases will expire
+                os._exit(1)
+            self.reporter.event(
+                "worker-stopping",
+                signal=signal.Signals(signum).name,
+                detail="finishing deliveries in flight; signal again to exit at once",
+            )
+            self._stop.set()
+
+        for sig in previous:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
