@@ -77,4 +77,5 @@ def _text(parsed: StdMessage, subtype: str) -> str:
     if part is None or part.get_content_subtype() != subtype:
         return ""
     content = part.get_content()
-    return content if isinstance(content, str) else ""
+    # Line ends as Python strings write them ("\n"), as the message object had them.
+    return content.replace("\r\n", "\n") if isinstance(content, str) else ""

@@ -136,6 +136,7 @@ class Worker:
         self._shapes: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
+        self._signalled: int | None = None
         self.totals = _Totals()
         self.started_at = clock()
         self.fatal: BaseException | None = None
@@ -191,6 +192,13 @@ class Worker:
         next_expiry = next_status = 0.0
         idle_since: float | None = None
         while not self._stop.is_set():
+            if self._signalled is not None:
+                self.reporter.event(
+                    "worker-stopping",
+                    signal=signal.Signals(self._signalled).name,
+                    detail="finishing deliveries in flight; signal again to exit at once",
+                )
+                return
             self._reap()
             now = self._clock()
             if self.reporter.wants_status and now >= next_status:
@@ -405,14 +413,11 @@ class Worker:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         def handler(signum: int, frame: object) -> None:
-            if self._stop.is_set():  # the second signal: leave now, leases will expire
+            # Only a flag: the interrupted thread may hold any lock (a logger's, an Event's).
+            # The loop sees it within poll_interval and stops from ordinary code.
+            if self._signalled is not None:  # the second signal: leave now, leases expire
                 os._exit(1)
-            self.reporter.event(
-                "worker-stopping",
-                signal=signal.Signals(signum).name,
-                detail="finishing deliveries in flight; signal again to exit at once",
-            )
-            self._stop.set()
+            self._signalled = signum
 
         for sig in previous:
             signal.signal(sig, handler)

@@ -92,7 +92,9 @@ class SQLiteStorage(Storage):
         try:
             yield
         except sqlite3.Error as exc:
-            raise _StorageError(f"queue database {self.path}: {doing} failed: {exc}") from exc
+            code = getattr(exc, "sqlite_errorname", None)
+            detail = f"{exc} ({code})" if code else str(exc)
+            raise _StorageError(f"queue database {self.path}: {doing} failed: {detail}") from exc
 
     def _setup(self) -> None:
         with self._errors("open"):

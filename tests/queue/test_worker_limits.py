@@ -1,0 +1,75 @@
+"""Rate limits, daily quotas and the per-domain cap, as a running worker applies them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+import mailout
+from mailout._units import Rate
+from mailout.queue import Hooks, Limit, Queue, Report, RetryPolicy, Worker, WorkerOptions
+from tests.queue import backends
+from tests.queue.conftest import T0, Clock
+from tests.queue.helpers import Recorder, drain, states
+
+
+def messages(count: int, domain: str = "example.com") -> list[mailout.EmailMessage]:
+    return [
+        mailout.EmailMessage(f"M{n}", "Body", "shop@example.com", [f"u{n}@{domain}"])
+        for n in range(count)
+    ]
+
+
+def test_a_rate_limit_paces_deliveries(clock: Clock) -> None:
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "mailout.backends.locmem.EmailBackend"}
+    )
+    queue = Queue(clock=clock)
+    queue.enqueue(messages(12))
+    sent_at: list[float] = []
+
+    def note(report: Report) -> None:
+        sent_at.append(round(clock.now - T0, 1))
+
+    drain(queue.storage, clock, limits={"*": Limit(Rate(5, 1))}, hooks=Hooks(sent=[note]))
+    # A burst of one second's worth, then one every 1/5 s.
+    assert Counter(sent_at) == {0.0: 5, 0.2: 1, 0.4: 1, 0.6: 1, 0.8: 1, 1.0: 1, 1.2: 1, 1.4: 1}
+    assert states(queue) == {"sent": 12}
+
+
+def test_once_stops_when_a_daily_quota_is_spent(clock: Clock) -> None:
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "mailout.backends.locmem.EmailBackend"}
+    )
+    queue = Queue(clock=clock)
+    queue.enqueue(messages(5))
+    recorder = Recorder()
+    drain(queue.storage, clock, limits={"*": Limit(daily=3)}, reporter=recorder)
+    assert states(queue) == {"sent": 3, "queued": 2}
+    assert recorder.named("once-done") == [{"detail": "due mail is held back by rate limits"}]
+    clock.advance(86400)
+    drain(queue.storage, clock, limits={"*": Limit(daily=3)})
+    assert states(queue) == {"sent": 5}
+
+
+@pytest.mark.parametrize("cap", [1, 3])
+def test_parallel_deliveries_per_domain_are_capped(cap: int) -> None:
+    backends.SlowBackend.most.clear()
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "tests.queue.backends.SlowBackend"}
+    )
+    queue = Queue()
+    queue.enqueue(messages(6, "a.example") + messages(6, "b.example"))
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(batch=1, concurrency=4, domain_concurrency=cap, poll_interval=0.05),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    assert worker.run(once=True, handle_signals=False) == 0
+    assert states(queue) == {"sent": 12}
+    assert backends.SlowBackend.most == {"a.example": cap, "b.example": cap}
+    # Mail over the cap went back unattempted: every message was sent on its first attempt.
+    assert {m.attempts for m in queue.list(limit=20)} == {1}
