@@ -54,7 +54,8 @@ class Queue:
 
     def enqueue(self, messages: Sequence[EmailMessage], **options: Any) -> list[int | None]:
         """``mailout.queue.enqueue`` into this store."""
-        return enqueue(messages, storage=self.storage, now=self.clock(), **options)
+        options.setdefault("now", self.clock())
+        return enqueue(messages, storage=self.storage, **options)
 
     def status(self) -> QueueStats:
         return self.storage.stats(now=self.clock())

@@ -30,17 +30,29 @@ log = logging.getLogger("mailout.queue")
 
 
 def logfmt(fields: dict[str, Any]) -> str:
-    """``key=value`` pairs; values with spaces, quotes or ``=`` are quoted and escaped."""
+    r"""``key=value`` pairs on one line. A value with a space, a quote, ``=``, a backslash or
+    anything unprintable is quoted; inside quotes ``\``, ``\"``, ``\n``, ``\r``, ``\t``
+    and ``\uXXXX`` or ``\UXXXXXXXX`` (any other unprintable character) are escaped."""
     parts = []
     for key, value in fields.items():
         if value is None:
             continue
         text = str(value)
-        if not text or any(c in text for c in ' "=\\\n\r\t'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        if not text or any(c in ' "=\\' or not c.isprintable() for c in text):
+            text = '"' + "".join(_escape(c) for c in text) + '"'
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable():
+        return char
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
 
 class Reporter:

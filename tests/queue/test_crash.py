@@ -1,0 +1,35 @@
+"""Nothing is lost: processes SIGKILLed at random moments (and right after a 250), restarted.
+
+The larger run is ``bench/queue_crash.py``; this one fits CI (about 40 s).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.queue.crash import run_crash
+
+
+def test_kill_everything_lose_nothing(tmp_path: Path) -> None:
+    result = run_crash(tmp_path / "queue.db", messages=3000, chaos_seconds=20, seed=9)
+    print(result.summary())
+    # The chaos was real: workers killed at random and between a 250 and its commit, and the
+    # enqueuing process killed too.
+    assert result.worker_kills >= 5
+    assert result.kills_after_250 >= 3
+    assert result.enqueuer_kills >= 3
+    # Every send that returned is in the queue...
+    assert result.acknowledged <= set(result.stored)
+    assert len(result.acknowledged) >= 1  # the enqueuer was acknowledged before its kills
+    # ...every stored message was delivered, and is recorded as sent...
+    assert {state for _, state in result.stored.values()} == {"sent"}
+    received = set(result.received)
+    assert {message_id for message_id, _ in result.stored.values()} <= received
+    # ...nothing reached the server that the queue did not hold...
+    assert received <= {message_id for message_id, _ in result.stored.values()}
+    # ...and what came twice stays within the documented bound.
+    assert result.duplicates <= result.bound
+    # Workers still running at the end stopped cleanly on SIGTERM.
+    assert set(result.worker_exit_codes) == {0}
+    # The enqueuer finished: all 3000 are there.
+    assert len(result.stored) == 3000
