@@ -14,17 +14,15 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from mailout.address import parse_address
+from mailout.address import Address, parse_address
 from mailout.exceptions import InvalidMessageError, MessageTypeError
+from mailout.message import EmailMessage
 from mailout.queue.mailer import mailer_name
 from mailout.queue.models import NewMessage, Priority
 from mailout.queue.storage import Storage, shared_storage
 from mailout.wire import check, render
-
-if TYPE_CHECKING:
-    from mailout.message import EmailMessage
 
 __all__ = ["aenqueue", "enqueue", "prepare"]
 
@@ -36,6 +34,8 @@ _DOT_ATOM: Final = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 )
 _MESSAGE_ID: Final = re.compile(rb"^message-id:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.M)
+
+_NEEDS_SMTPUTF8: Final = EmailMessage.needs_smtputf8
 
 NotBefore = float | datetime.datetime | datetime.timedelta | None
 
@@ -116,9 +116,7 @@ class _Options:
         self.not_before, self.metadata = not_before, metadata
 
     def new(self, message: EmailMessage, key: str | None) -> NewMessage:
-        smtputf8 = message.needs_smtputf8()  # parses every address under its own field name
-        sender = _addr_spec(message.from_email, "from_email")
-        recipients = tuple(_addr_spec(r, "recipients") for r in message.recipients())
+        sender, recipients, smtputf8 = _envelope(message)
         data = render(message, smtputf8=smtputf8)
         return NewMessage(
             sender=sender,
@@ -136,8 +134,28 @@ class _Options:
         )
 
 
-def _addr_spec(value: object, field: str) -> str:
-    address = parse_address(value, field=field)
+def _envelope(message: EmailMessage) -> tuple[str, tuple[str, ...], bool]:
+    """Sender, recipients (to, cc, bcc) and whether SMTPUTF8 is needed, each address parsed
+    once under its own field name (so errors name ``to``, ``cc``, ...)."""
+    recipients = message.recipients()  # checks the fields' types first, as sending does
+    sender = parse_address(message.from_email, field="from_email")
+    parsed = [
+        parse_address(value, field=name)
+        for name in ("to", "cc", "bcc")
+        for value in getattr(message, name)
+        if value
+    ]
+    if len(parsed) != len(recipients):  # a subclass with its own recipients()
+        parsed = [parse_address(value, field="recipients") for value in recipients]
+    if type(message).needs_smtputf8 is _NEEDS_SMTPUTF8:
+        reply_to = [parse_address(v, field="reply_to") for v in message.reply_to if v]
+        smtputf8 = any(not a.local_part.isascii() for a in (sender, *parsed, *reply_to))
+    else:
+        smtputf8 = message.needs_smtputf8()
+    return _addr_spec(sender), tuple(_addr_spec(a) for a in parsed), smtputf8
+
+
+def _addr_spec(address: Address) -> str:
     # A dot-atom local part needs no quoting: skip building the stdlib Address (slow) for it.
     if _DOT_ATOM.fullmatch(address.local_part):
         return f"{address.local_part}@{address.domain}"
@@ -146,6 +164,12 @@ def _addr_spec(value: object, field: str) -> str:
 
 def _message_id(data: bytes) -> str:
     head = data[: data.find(b"\r\n\r\n")]
+    start = head.find(b"\r\nMessage-ID: ")  # as render() writes it: no regex needed
+    if start >= 0:
+        end = head.find(b"\r\n", start + 2)
+        if end < 0 or head[end + 2 : end + 3] not in (b" ", b"\t"):
+            value = head[start + 14 : end if end >= 0 else len(head)]
+            return value.decode("utf-8", "replace").strip()
     found = _MESSAGE_ID.search(head)
     if found is None:  # render() always writes one; a message() override might not
         raise InvalidMessageError("the rendered message has no Message-ID header")

@@ -25,11 +25,11 @@ __all__ = ["claimed_from_row", "events_for", "summary_from_row"]
 log = logging.getLogger("mailout.queue")
 
 
-def claimed_from_row(row: Sequence[Any], *, where: str) -> ClaimedMessage:
-    """(id, attempts, mailer, priority, sender, recipients, data, message_id, created_at,
-    queued_at, delivered, metadata) -> a ClaimedMessage, or one marked corrupt."""
-    id_, attempt, mailer, priority, sender, recipients, data, message_id = row[:8]
-    created_at, queued_at, delivered, metadata = row[8:12]
+def claimed_from_row(row: Sequence[Any], data: object, *, where: str) -> ClaimedMessage:
+    """(id, attempts, mailer, priority, sender, recipients, message_id, created_at, queued_at,
+    delivered, metadata) and the body -> a ClaimedMessage, or one marked corrupt."""
+    id_, attempt, mailer, priority, sender, recipients, message_id = row[:7]
+    created_at, queued_at, delivered, metadata = row[7:11]
     problem = None
     try:
         rcpts = json.loads(recipients)
@@ -57,6 +57,7 @@ def claimed_from_row(row: Sequence[Any], *, where: str) -> ClaimedMessage:
             queued_at=float(queued_at),
             corrupt=f"message {id_} in {where} cannot be read back: {problem}",
         )
+    assert isinstance(data, bytes)  # checked above: a row without bytes is corrupt
     return ClaimedMessage(
         id=int(id_),
         attempt=int(attempt),
@@ -64,7 +65,7 @@ def claimed_from_row(row: Sequence[Any], *, where: str) -> ClaimedMessage:
         priority=_priority(priority),
         sender=str(sender),
         recipients=tuple(rcpts),
-        data=bytes(data),
+        data=data,
         message_id=str(message_id),
         created_at=float(created_at),
         queued_at=float(queued_at),

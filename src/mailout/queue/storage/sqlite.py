@@ -161,13 +161,13 @@ class SQLiteStorage(Storage):
                         "subject": m.subject,
                         "size": len(m.data),
                         "metadata": json.dumps(meta),
-                        "data": m.data,
                         "now": now,
                         "due_at": now if m.not_before is None else m.not_before,
                     },
                 )
                 if cursor.rowcount == 1:
                     ids.append(int(cursor.lastrowid or 0))
+                    db.execute(Q["insert_body"], {"message": ids[-1], "data": m.data})
                 else:  # the key was stored before: a no-op that counts as stored
                     ids.append(int(db.execute(Q["id_for_key"], {"key": m.key}).fetchone()[0]))
         return ids
@@ -204,7 +204,8 @@ class SQLiteStorage(Storage):
                 return []
             params = {"ids": json.dumps(ids), "worker": worker, "until": now + lease, "now": now}
             rows = {row[0]: row for row in db.execute(Q["claim"], params)}
-        return [claimed_from_row(rows[i], where=self.path) for i in ids if i in rows]
+            bodies = dict(db.execute(Q["bodies"], {"ids": params["ids"]}).fetchall())
+        return [claimed_from_row(rows[i], bodies.get(i), where=self.path) for i in ids if i in rows]
 
     def _buckets(self, db: sqlite3.Connection) -> dict[str, Bucket]:
         return {row[0]: Bucket(*row[1:]) for row in db.execute(Q["buckets"])}
@@ -219,6 +220,7 @@ class SQLiteStorage(Storage):
         self, outcomes: Sequence[Outcome], *, worker: str, now: float, keep_body: bool = True
     ) -> list[bool]:
         done: list[bool] = []
+        events: list[dict[str, Any]] = []
         with self._write("recording delivery results") as db:
             for outcome in outcomes:
                 params = {
@@ -232,12 +234,14 @@ class SQLiteStorage(Storage):
                     "summary": outcome.summary[:1000],
                     "reason": outcome.reason,
                     "now": now,
-                    "drop_body": not keep_body and outcome.state is State.SENT,
                 }
                 recorded = db.execute(Q["record"], params).rowcount == 1
                 done.append(recorded)
+                if recorded and not keep_body and outcome.state is State.SENT:
+                    db.execute(Q["drop_body"], {"id": outcome.id})
                 if recorded:
-                    db.executemany(Q["add_event"], [vars_of(e) for e in events_for(outcome, now)])
+                    events.extend(vars_of(e) for e in events_for(outcome, now))
+            db.executemany(Q["add_event"], events)
         return done
 
     def release(self, ids: Sequence[int], *, worker: str, now: float) -> int:
@@ -374,6 +378,7 @@ class SQLiteStorage(Storage):
                     params = {"state": str(state), "before": before, "limit": batch}
                     ids = json.dumps([row[0] for row in db.execute(Q["purge_pick"], params)])
                     db.execute(Q["purge_events"], {"ids": ids})
+                    db.execute(Q["purge_bodies"], {"ids": ids})
                     count = db.execute(Q["purge_messages"], {"ids": ids}).rowcount
                 total += count
                 if count < batch:

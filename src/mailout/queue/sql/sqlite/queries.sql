@@ -10,15 +10,18 @@ SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'mailout_queu
 -- name: insert_message
 INSERT INTO mailout_queue_message (
     idempotency_key, state, mailer, priority, sender, recipients, domain, message_id, subject,
-    size, metadata, data, created_at, queued_at, due_at, updated_at
+    size, metadata, created_at, queued_at, due_at, updated_at
 ) VALUES (
     :key, 'queued', :mailer, :priority, :sender, :recipients, :domain, :message_id, :subject,
-    :size, :metadata, :data, :now, :now, :due_at, :now
+    :size, :metadata, :now, :now, :due_at, :now
 )
-ON CONFLICT (idempotency_key) DO NOTHING;
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+-- name: insert_body
+INSERT INTO mailout_queue_body (message, data) VALUES (:message, :data);
 
 -- name: id_for_key
-SELECT id FROM mailout_queue_message WHERE idempotency_key = :key;
+SELECT id FROM mailout_queue_message WHERE idempotency_key = :key AND idempotency_key IS NOT NULL;
 
 -- Due messages of one state and priority, oldest due first; the worker's exclusions (mailers
 -- out of tokens, domains at their cap) are skipped here rather than claimed and given back.
@@ -35,8 +38,11 @@ UPDATE mailout_queue_message
 SET state = 'sending', lease_owner = :worker, lease_until = :until,
     attempts = attempts + 1, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('queued', 'deferred')
-RETURNING id, attempts, mailer, priority, sender, recipients, data, message_id, created_at,
+RETURNING id, attempts, mailer, priority, sender, recipients, message_id, created_at,
     queued_at, delivered, metadata;
+
+-- name: bodies
+SELECT message, data FROM mailout_queue_body WHERE message IN (SELECT value FROM json_each(:ids));
 
 -- name: buckets
 SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket;
@@ -57,9 +63,11 @@ SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket WHERE 
 UPDATE mailout_queue_message
 SET state = :state, recipients = :recipients, due_at = coalesce(:due_at, due_at),
     delivered = delivered + :delivered, last_reply = :summary, reason = :reason,
-    lease_owner = NULL, lease_until = NULL, updated_at = :now,
-    data = CASE WHEN :drop_body THEN NULL ELSE data END
+    lease_owner = NULL, lease_until = NULL, updated_at = :now
 WHERE id = :id AND state = 'sending' AND lease_owner = :worker AND attempts = :attempt;
+
+-- name: drop_body
+DELETE FROM mailout_queue_body WHERE message = :id;
 
 -- name: add_event
 INSERT INTO mailout_queue_event (message, at, attempt, kind, recipient, code, enhanced, text, relay_id)
@@ -137,7 +145,7 @@ FROM mailout_queue_message ORDER BY id DESC LIMIT :limit;
 -- name: get
 SELECT id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
     queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key,
-    metadata, data, lease_owner, lease_until
+    metadata, (SELECT data FROM mailout_queue_body WHERE message = :id), lease_owner, lease_until
 FROM mailout_queue_message WHERE id = :id;
 
 -- name: events
@@ -217,6 +225,9 @@ ORDER BY updated_at LIMIT :limit;
 
 -- name: purge_events
 DELETE FROM mailout_queue_event WHERE message IN (SELECT value FROM json_each(:ids));
+
+-- name: purge_bodies
+DELETE FROM mailout_queue_body WHERE message IN (SELECT value FROM json_each(:ids));
 
 -- name: purge_messages
 DELETE FROM mailout_queue_message WHERE id IN (SELECT value FROM json_each(:ids));

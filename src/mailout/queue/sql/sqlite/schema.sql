@@ -8,12 +8,13 @@ CREATE TABLE IF NOT EXISTS mailout_queue_meta (
 );
 INSERT OR IGNORE INTO mailout_queue_meta (name, value) VALUES ('schema_version', '1');
 
--- One row per message. `recipients` (JSON) holds those still to be delivered; `data` the
--- exact bytes rendered at enqueue (NULL once dropped after sending); `queued_at` starts the
--- lifetime (enqueue, or an operator's retry); `due_at` is when it may next be claimed.
+-- One row per message. `recipients` (JSON) holds those still to be delivered; `queued_at`
+-- starts the lifetime (enqueue, or an operator's retry); `due_at` is when it may next be
+-- claimed. The bytes live in mailout_queue_body, so that a claim or an outcome (which rewrite
+-- the row) never rewrites the message itself.
 CREATE TABLE IF NOT EXISTS mailout_queue_message (
     id INTEGER PRIMARY KEY,
-    idempotency_key TEXT UNIQUE,
+    idempotency_key TEXT,
     state TEXT NOT NULL,
     mailer TEXT NOT NULL,
     priority INTEGER NOT NULL,
@@ -24,7 +25,6 @@ CREATE TABLE IF NOT EXISTS mailout_queue_message (
     subject TEXT NOT NULL,
     size INTEGER NOT NULL,
     metadata TEXT NOT NULL,
-    data BLOB,
     created_at REAL NOT NULL,
     queued_at REAL NOT NULL,
     due_at REAL NOT NULL,
@@ -36,6 +36,15 @@ CREATE TABLE IF NOT EXISTS mailout_queue_message (
     last_reply TEXT,
     reason TEXT
 );
+-- The exact bytes rendered at enqueue; deleted after sending when keep_body_after_send is off.
+CREATE TABLE IF NOT EXISTS mailout_queue_body (
+    message INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+
+-- Idempotency keys are unique; messages without one (most) cost this index nothing.
+CREATE UNIQUE INDEX IF NOT EXISTS mailout_queue_message_key
+    ON mailout_queue_message (idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Claims walk this index per (state, priority) in due order and stop at LIMIT; status reads
 -- counts and earliest due times from it without touching the rows.
 CREATE INDEX IF NOT EXISTS mailout_queue_message_due
