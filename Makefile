@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CODE   := $(wildcard src tests scripts bench)
 
-.PHONY: demo test lint typecheck unit format clean
+.PHONY: demo demo-queue test lint typecheck unit format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed-server
 	$(BIN)/mailout demo
+
+demo-queue: $(VENV)/.installed-server
+	$(BIN)/mailout queue demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(CODE)

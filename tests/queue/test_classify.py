@@ -143,6 +143,7 @@ def test_the_retry_schedule_grows_with_attempts() -> None:
         ("OK id=1tA2b3-000123-AB", "1tA2b3-000123-AB"),
         ("Ok 0100018c-abc-000000", "0100018c-abc-000000"),
         ("OK", None),
+        ("OK: message 1 stored", None),
         ("Message accepted for delivery", None),
     ],
 )

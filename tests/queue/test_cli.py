@@ -202,3 +202,25 @@ def test_a_missing_store_directory_is_an_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{tmp_path}/no/q.db" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_queue_demo(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mailout", "queue", "demo", "--no-wait"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Enqueued 5 messages" in out
+    assert "All 5 deferred." in out
+    assert "Every message was retried and delivered." in out
+    assert "sent               5" in out
+    assert " #1 deferred  ana@example.com  SMTPConnectError" in out
+    assert " #2 sent      ana@example.com 250 " in out
+    assert "event=batch-deferred" in result.stderr
+    assert "event=sent" in result.stderr

@@ -150,7 +150,10 @@ def test_a_corrupt_row_is_read_back_as_corrupt(tmp_path: Path) -> None:
     storage = SQLiteStorage(path)
     bad, good, bodiless = storage.enqueue([new(1), new(2), new(3)], now=T0)
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE mailout_queue_message SET recipients = '{oops' WHERE id = ?", (bad,))
+        db.execute(
+            "UPDATE mailout_queue_message SET recipients = '{oops', pending = '{oops' WHERE id = ?",
+            (bad,),
+        )
         db.execute("DELETE FROM mailout_queue_body WHERE message = ?", (bodiless,))
     claimed = {c.id: c for c in storage.claim(worker="w", limit=5, lease=30, now=T0)}
     assert claimed[good].corrupt is None

@@ -49,7 +49,7 @@ def test_enqueue_stores_every_field(storage: Storage) -> None:
     detail = storage.get(id_)
     s = detail.summary
     assert (s.state, s.attempts, s.sender) == (State.QUEUED, 0, "sender@example.com")
-    assert s.recipients == ("a@example.com", "b@example.org")
+    assert s.recipients == s.pending == ("a@example.com", "b@example.org")
     assert (s.subject, s.message_id, s.size) == ("message 1", "<1@test>", len(message.data))
     assert (s.created_at, s.queued_at, s.due_at, s.mailer) == (T0, T0, T0, "default")
     assert detail.data == message.data
@@ -244,7 +244,8 @@ def test_record_keeps_every_recipient_reply(storage: Storage) -> None:
     assert storage.record([outcome], worker=W1, now=T0 + 1) == [True]
     detail = storage.get(id_)
     assert detail.summary.state == State.DEFERRED
-    assert detail.summary.recipients == ("b@example.com",)
+    assert detail.summary.pending == ("b@example.com",)
+    assert detail.summary.recipients == ("a@example.com", "b@example.com", "c@example.com")
     assert (detail.summary.due_at, detail.summary.last_reply) == (T0 + 300, "mixed")
     assert detail.lease_owner is None
     rows = [

@@ -55,7 +55,7 @@ _PERMANENT_INPUT: Final = (
 _RELAY_IDS: Final = (
     re.compile(r"queued as[: ]+<?([^\s;,>]+)", re.IGNORECASE),
     re.compile(r"\bid=<?([^\s;,>]+)", re.IGNORECASE),
-    re.compile(r"^ok:?\s+<?([A-Za-z0-9][^\s;,>]*)", re.IGNORECASE),
+    re.compile(r"^ok:?\s+<?([A-Za-z0-9][^\s;,>]*)>?\s*$", re.IGNORECASE),  # the whole rest
 )
 
 

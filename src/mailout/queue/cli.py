@@ -101,6 +101,14 @@ def add_parser(commands: Any) -> None:
     health.add_argument("--max-wait", type=_duration, default=600.0, metavar="SECONDS")
     health.add_argument("--stale", type=_duration, metavar="SECONDS")
     health.add_argument("--json", action="store_true")
+    demo = sub.add_parser(
+        "demo",
+        help="enqueue while the relay is down, watch the worker retry and deliver",
+        description="Enqueue a few messages, run a worker against a relay that is down (every "
+        "message deferred), start the mail catcher, watch the retry deliver them. Needs: "
+        'pip install "mailout[server]"',
+    )
+    demo.add_argument("--no-wait", action="store_true", help="exit at the end, do not serve")
 
 
 def selection(tokens: Sequence[str], stdin: TextIO | None = None) -> Selection:
@@ -122,10 +130,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     command = args.queue_command
     if command == "worker":
         return _worker(args)
+    if command == "demo":
+        from mailout.queue.demo import run_queue_demo
+
+        return run_queue_demo(wait=not args.no_wait)
     queue = Queue(args.url)
     try:
         if command == "status":
-            return _status(queue, args.json, out)
+            return print_status(queue, args.json, out)
         if command == "list":
             items = queue.list(args.state, limit=args.limit)
             if args.json:
@@ -136,7 +148,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     out.write(_line(item) + "\n")
             return 0
         if command == "show":
-            return _show(queue, args, out)
+            return print_message(queue, args.id, out, raw=args.raw, as_json=args.json)
         if command == "healthcheck":
             health = queue.healthcheck(max_wait=args.max_wait, stale=args.stale)
             if args.json:
@@ -191,7 +203,7 @@ def _worker(args: argparse.Namespace) -> int:
         queue.close()
 
 
-def _status(queue: Queue, as_json: bool, out: TextIO) -> int:
+def print_status(queue: Queue, as_json: bool, out: TextIO) -> int:
     stats = queue.status()
     now = queue.clock()
     if as_json:
@@ -223,12 +235,14 @@ def _status(queue: Queue, as_json: bool, out: TextIO) -> int:
     return 0
 
 
-def _show(queue: Queue, args: argparse.Namespace, out: TextIO) -> int:
-    detail = queue.show(args.id)
-    if args.raw:
+def print_message(
+    queue: Queue, id: int, out: TextIO, *, raw: bool = False, as_json: bool = False
+) -> int:
+    detail = queue.show(id)
+    if raw:
         if detail.data is None:
             raise SystemExit(
-                f"mailout queue show: message {args.id} has no body (dropped after sending)"
+                f"mailout queue show: message {id} has no body (dropped after sending)"
             )
         out.flush()
         sys.stdout.buffer.write(detail.data)
@@ -246,7 +260,7 @@ def _show(queue: Queue, args: argparse.Namespace, out: TextIO) -> int:
         }
         for e in detail.events
     ]
-    if args.json:
+    if as_json:
         body = {**detail.summary.as_json(), "metadata": dict(detail.metadata), "events": events}
         body["lease_owner"], body["lease_until"] = detail.lease_owner, iso(detail.lease_until)
         json.dump(body, out, indent=2)

@@ -199,7 +199,8 @@ class MessageSummary:
     mailer: str
     priority: Priority
     sender: str
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...]  # the envelope, as enqueued
+    pending: tuple[str, ...]  # still to be delivered; after a final outcome, never delivered
     subject: str
     message_id: str
     size: int
@@ -220,6 +221,7 @@ class MessageSummary:
             "priority": self.priority.name.lower(),
             "sender": self.sender,
             "recipients": list(self.recipients),
+            "pending": list(self.pending),
             "subject": self.subject,
             "message_id": self.message_id,
             "size": self.size,

@@ -83,31 +83,35 @@ def _priority(value: object) -> Priority:
         return Priority.NORMAL
 
 
-def summary_from_row(row: Sequence[Any]) -> MessageSummary:
-    """(id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
-    queued_at, due_at, updated_at, attempts, last_reply, reason, key) -> a MessageSummary."""
+def _addresses(text: object) -> tuple[str, ...]:
     try:
-        recipients = tuple(str(r) for r in json.loads(row[5]))
+        return tuple(str(r) for r in json.loads(text))  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        recipients = ("(unreadable)",)
+        return ("(unreadable)",)
+
+
+def summary_from_row(row: Sequence[Any]) -> MessageSummary:
+    """(id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, key) -> a summary."""
     return MessageSummary(
         id=int(row[0]),
         state=State(row[1]),
         mailer=str(row[2]),
         priority=_priority(row[3]),
         sender=str(row[4]),
-        recipients=recipients,
-        subject=str(row[6]),
-        message_id=str(row[7]),
-        size=int(row[8]),
-        created_at=float(row[9]),
-        queued_at=float(row[10]),
-        due_at=float(row[11]),
-        updated_at=float(row[12]),
-        attempts=int(row[13]),
-        last_reply=row[14],
-        reason=row[15],
-        key=row[16],
+        recipients=_addresses(row[5]),
+        pending=_addresses(row[6]),
+        subject=str(row[7]),
+        message_id=str(row[8]),
+        size=int(row[9]),
+        created_at=float(row[10]),
+        queued_at=float(row[11]),
+        due_at=float(row[12]),
+        updated_at=float(row[13]),
+        attempts=int(row[14]),
+        last_reply=row[15],
+        reason=row[16],
+        key=row[17],
     )
 
 

@@ -46,7 +46,8 @@ class _Row:
     mailer: str
     priority: Priority
     sender: str
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...]  # still to be delivered (the "pending" column of SQLite)
+    envelope: tuple[str, ...]
     message_id: str
     subject: str
     size: int
@@ -73,6 +74,7 @@ class _Row:
             self.mailer,
             self.priority,
             self.sender,
+            self.envelope,
             self.recipients,
             self.subject,
             self.message_id,
@@ -143,6 +145,7 @@ class MemoryStorage(Storage):
                     priority=m.priority,
                     sender=m.sender,
                     recipients=tuple(m.recipients),
+                    envelope=tuple(m.recipients),
                     message_id=m.message_id,
                     subject=m.subject,
                     size=len(m.data),

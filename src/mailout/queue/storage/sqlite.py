@@ -228,7 +228,7 @@ class SQLiteStorage(Storage):
                     "attempt": outcome.attempt,
                     "worker": worker,
                     "state": str(outcome.state),
-                    "recipients": json.dumps(outcome.recipients),
+                    "pending": json.dumps(outcome.recipients),
                     "due_at": outcome.due_at,
                     "delivered": outcome.delivered,
                     "summary": outcome.summary[:1000],
@@ -328,16 +328,16 @@ class SQLiteStorage(Storage):
                 raise MessageNotFound(f"no message {id} in the queue {self.path}")
             events = [Event(*e) for e in db.execute(Q["events"], {"id": id})]
         try:
-            metadata = json.loads(row[17]).get("user", {})
+            metadata = json.loads(row[18]).get("user", {})
         except (TypeError, ValueError, AttributeError):
-            metadata = {"unreadable": str(row[17])[:200]}
+            metadata = {"unreadable": str(row[18])[:200]}
         return MessageDetail(
-            summary=summary_from_row(row[:17]),
+            summary=summary_from_row(row[:18]),
             metadata=metadata,
-            data=row[18],
+            data=row[19],
             events=tuple(events),
-            lease_owner=row[19],
-            lease_until=row[20],
+            lease_owner=row[20],
+            lease_until=row[21],
         )
 
     def _operate(self, name: str, kind: str, text: str, selection: Selection, now: float) -> int:

@@ -9,11 +9,11 @@ SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'mailout_queu
 
 -- name: insert_message
 INSERT INTO mailout_queue_message (
-    idempotency_key, state, mailer, priority, sender, recipients, domain, message_id, subject,
-    size, metadata, created_at, queued_at, due_at, updated_at
+    idempotency_key, state, mailer, priority, sender, recipients, pending, domain, message_id,
+    subject, size, metadata, created_at, queued_at, due_at, updated_at
 ) VALUES (
-    :key, 'queued', :mailer, :priority, :sender, :recipients, :domain, :message_id, :subject,
-    :size, :metadata, :now, :now, :due_at, :now
+    :key, 'queued', :mailer, :priority, :sender, :recipients, :recipients, :domain, :message_id,
+    :subject, :size, :metadata, :now, :now, :due_at, :now
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
@@ -38,7 +38,7 @@ UPDATE mailout_queue_message
 SET state = 'sending', lease_owner = :worker, lease_until = :until,
     attempts = attempts + 1, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('queued', 'deferred')
-RETURNING id, attempts, mailer, priority, sender, recipients, message_id, created_at,
+RETURNING id, attempts, mailer, priority, sender, pending, message_id, created_at,
     queued_at, delivered, metadata;
 
 -- name: bodies
@@ -61,7 +61,7 @@ SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket WHERE 
 -- a worker whose lease expired and was taken over changes nothing.
 -- name: record
 UPDATE mailout_queue_message
-SET state = :state, recipients = :recipients, due_at = coalesce(:due_at, due_at),
+SET state = :state, pending = :pending, due_at = coalesce(:due_at, due_at),
     delivered = delivered + :delivered, last_reply = :summary, reason = :reason,
     lease_owner = NULL, lease_until = NULL, updated_at = :now
 WHERE id = :id AND state = 'sending' AND lease_owner = :worker AND attempts = :attempt;
@@ -128,23 +128,23 @@ ORDER BY due_at LIMIT 1;
 SELECT state, count(*) FROM mailout_queue_message GROUP BY state;
 
 -- name: recent_failures
-SELECT id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
-    queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
 FROM mailout_queue_message WHERE state = 'failed' ORDER BY updated_at DESC LIMIT :limit;
 
 -- name: list_state
-SELECT id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
-    queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
 FROM mailout_queue_message WHERE state = :state ORDER BY updated_at DESC, id DESC LIMIT :limit;
 
 -- name: list_all
-SELECT id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
-    queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
 FROM mailout_queue_message ORDER BY id DESC LIMIT :limit;
 
 -- name: get
-SELECT id, state, mailer, priority, sender, recipients, subject, message_id, size, created_at,
-    queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key,
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key,
     metadata, (SELECT data FROM mailout_queue_body WHERE message = :id), lease_owner, lease_until
 FROM mailout_queue_message WHERE id = :id;
 

@@ -8,8 +8,8 @@ CREATE TABLE IF NOT EXISTS mailout_queue_meta (
 );
 INSERT OR IGNORE INTO mailout_queue_meta (name, value) VALUES ('schema_version', '1');
 
--- One row per message. `recipients` (JSON) holds those still to be delivered; `queued_at`
--- starts the lifetime (enqueue, or an operator's retry); `due_at` is when it may next be
+-- One row per message. `recipients` (JSON) is the envelope as enqueued; `pending` those still
+-- to be delivered (after a final outcome: those never delivered); `queued_at` starts the lifetime (enqueue, or an operator's retry); `due_at` is when it may next be
 -- claimed. The bytes live in mailout_queue_body, so that a claim or an outcome (which rewrite
 -- the row) never rewrites the message itself.
 CREATE TABLE IF NOT EXISTS mailout_queue_message (
@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS mailout_queue_message (
     priority INTEGER NOT NULL,
     sender TEXT NOT NULL,
     recipients TEXT NOT NULL,
+    pending TEXT NOT NULL,
     domain TEXT NOT NULL,
     message_id TEXT NOT NULL,
     subject TEXT NOT NULL,
