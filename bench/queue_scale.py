@@ -103,12 +103,17 @@ def main() -> None:
         flush=True,
     )
     with SQLiteStorage(path) as storage:
-        started = time.perf_counter()
-        claimed = storage.claim(worker="bench", limit=200, lease=60, now=time.time())
-        claim = time.perf_counter() - started
-        storage.release([m.id for m in claimed], worker="bench", now=time.time())
-    print(f"one claim of {len(claimed)} at {count:,} queued: {claim * 1000:.1f} ms", flush=True)
-
+        claims = []
+        for _ in range(5):  # the first one also reads the index pages from disk
+            started = time.perf_counter()
+            claimed = storage.claim(worker="bench", limit=200, lease=60, now=time.time())
+            claims.append(time.perf_counter() - started)
+            storage.release([m.id for m in claimed], worker="bench", now=time.time())
+    print(
+        f"claims of {len(claimed)} at {count:,} queued: "
+        + ", ".join(f"{t * 1000:.1f} ms" for t in claims),
+        flush=True,
+    )
     with SinkServer(process=True) as sink:
         env_worker = {
             **env,

@@ -15,8 +15,10 @@ with per-recipient replies) or the exception that stopped it. Three kinds:
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from mailout.exceptions import MailoutError, SMTPConnectError, SMTPError
@@ -28,7 +30,17 @@ if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
     from mailout.backends.smtp import EmailBackend as SMTPBackend
 
-__all__ = ["BackendTransport", "NotSent", "PoolTransport", "Result", "Transport", "transport_for"]
+__all__ = [
+    "BackendTransport",
+    "NotSent",
+    "PoolTransport",
+    "Result",
+    "Transport",
+    "Transports",
+    "transport_for",
+]
+
+log = logging.getLogger("mailout.queue")
 
 Result = SendResult | BaseException
 
@@ -117,3 +129,50 @@ def transport_for(backend: BaseEmailBackend) -> Transport:
     if isinstance(backend, SMTPBackend):
         return PoolTransport(backend)
     return BackendTransport(backend)
+
+
+class Transports:
+    """A worker's transports: one per mailer per delivery thread, kept open between batches
+    (a mailer's connections are reused, as a backend opened with ``open()`` reuses them)."""
+
+    def __init__(self, make_backend: Callable[[str], BaseEmailBackend]) -> None:
+        self._make_backend = make_backend
+        self._local = threading.local()
+        self._all: list[Transport] = []
+        self._shapes: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, mailer: str) -> Transport:
+        """This thread's transport for ``mailer`` (built on first use)."""
+        cache: dict[str, Transport] = self._local.__dict__.setdefault("transports", {})
+        transport = cache.get(mailer)
+        if transport is None:
+            transport = cache[mailer] = transport_for(self._make_backend(mailer))
+            with self._lock:
+                self._all.append(transport)
+        return transport
+
+    def shape(self, mailer: str) -> tuple[int, float]:
+        """Connections per delivery and messages per connection of ``mailer`` (1 and any
+        number if it cannot be built: its delivery will report why)."""
+        with self._lock:
+            shape = self._shapes.get(mailer)
+        if shape is None:
+            try:
+                probe = transport_for(self._make_backend(mailer))
+                shape = (probe.connections, probe.per_connection)
+                probe.close()
+            except Exception:
+                shape = (1, math.inf)
+            with self._lock:
+                self._shapes[mailer] = shape
+        return shape
+
+    def close_all(self) -> None:
+        with self._lock:
+            transports, self._all = self._all, []
+        for transport in transports:
+            try:
+                transport.close()
+            except Exception as exc:
+                log.warning("closing a mailer failed: %s", exc)

@@ -37,7 +37,7 @@ from mailout.queue.models import ClaimedMessage, Report, WorkerInfo
 from mailout.queue.policy import RetryPolicy
 from mailout.queue.report import Reporter
 from mailout.queue.storage import Storage
-from mailout.queue.transport import Transport, transport_for
+from mailout.queue.transport import Transports
 
 if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
@@ -129,11 +129,8 @@ class Worker:
         self._clock = clock
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
-        self._mailer_factory = mailer_factory
         self._domains = DomainCap(self.options.domain_concurrency)
-        self._local = threading.local()
-        self._transports: list[Transport] = []
-        self._shapes: dict[str, tuple[int, float]] = {}
+        self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
         self._signalled: int | None = None
@@ -257,7 +254,7 @@ class Worker:
         for message in claimed:
             groups.setdefault(message.mailer, []).append(message)
         for mailer, messages in groups.items():
-            connections, per_connection = self._shape(mailer)
+            connections, per_connection = self._transports.shape(mailer)
             admitted, refused, slots = self._domains.admit(messages, connections, per_connection)
             if refused:  # over the domain cap: back to the queue, the attempt not counted
                 self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
@@ -272,7 +269,7 @@ class Worker:
     ) -> list[Report]:
         try:
             try:
-                transport = self._transport(mailer)
+                transport = self._transports.get(mailer)
             except Exception as exc:  # MAILERS changed, an import fails: retry later
                 log.error("mailer %r cannot be built: %s", mailer, exc)
                 reports = self.deliverer.defer_all(messages, exc)
@@ -313,31 +310,6 @@ class Worker:
             pending = list(self._inflight)
         if pending:
             cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-
-    # -- mailers ---------------------------------------------------------------------------
-
-    def _transport(self, mailer: str) -> Transport:
-        """This thread's transport for ``mailer``: connections are reused across deliveries."""
-        cache: dict[str, Transport] = self._local.__dict__.setdefault("transports", {})
-        transport = cache.get(mailer)
-        if transport is None:
-            transport = cache[mailer] = transport_for(self._mailer_factory(mailer))
-            with self._lock:
-                self._transports.append(transport)
-        return transport
-
-    def _shape(self, mailer: str) -> tuple[int, float]:
-        """Connections per delivery, and messages per connection, of ``mailer``."""
-        shape = self._shapes.get(mailer)
-        if shape is None:
-            try:
-                probe = transport_for(self._mailer_factory(mailer))
-                shape = (probe.connections, probe.per_connection)
-                probe.close()
-            except Exception:  # the delivery reports it
-                shape = (1, float("inf"))
-            self._shapes[mailer] = shape
-        return shape
 
     # -- heartbeat and shutdown --------------------------------------------------------------
 
@@ -383,13 +355,7 @@ class Worker:
                 log.error("a delivery failed: %s", exc)
                 self.fatal = self.fatal or exc
                 status = 1
-        with self._lock:
-            transports, self._transports = self._transports, []
-        for transport in transports:
-            try:
-                transport.close()
-            except Exception as exc:
-                log.warning("closing a mailer failed: %s", exc)
+        self._transports.close_all()
         if self.fatal is not None:
             status = 1
         try:

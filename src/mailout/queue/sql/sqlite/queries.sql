@@ -1,5 +1,7 @@
 -- The queue's queries on SQLite. Lists of ids, states or names are bound as one JSON array
--- and read with json_each(), so no query text is ever built from values.
+-- and read with json_each(), so no query text is ever built from values. An UPDATE of listed
+-- ids says NOT INDEXED: it must look each id up by rowid, never walk an index on `state`
+-- (which SQLite's planner would otherwise pick, and which holds 10^6 entries in a big queue).
 
 -- name: schema_version
 SELECT value FROM mailout_queue_meta WHERE name = 'schema_version';
@@ -34,7 +36,7 @@ ORDER BY due_at, id
 LIMIT :limit;
 
 -- name: claim
-UPDATE mailout_queue_message
+UPDATE mailout_queue_message NOT INDEXED
 SET state = 'sending', lease_owner = :worker, lease_until = :until,
     attempts = attempts + 1, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('queued', 'deferred')
@@ -97,7 +99,7 @@ FROM mailout_queue_worker ORDER BY started_at;
 
 -- Claimed but never attempted (the worker stopped first): back as it was, attempt uncounted.
 -- name: release
-UPDATE mailout_queue_message
+UPDATE mailout_queue_message NOT INDEXED
 SET state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END,
     attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'sending' AND lease_owner = :worker;
@@ -154,7 +156,7 @@ FROM mailout_queue_event WHERE message = :id ORDER BY id;
 
 -- Operations by id (a JSON array) or on every message (`_all`), as Postfix's postsuper.
 -- name: hold_ids
-UPDATE mailout_queue_message SET state = 'held', updated_at = :now
+UPDATE mailout_queue_message NOT INDEXED SET state = 'held', updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('queued', 'deferred')
 RETURNING id;
 
@@ -164,7 +166,7 @@ WHERE state IN ('queued', 'deferred')
 RETURNING id;
 
 -- name: unhold_ids
-UPDATE mailout_queue_message
+UPDATE mailout_queue_message NOT INDEXED
 SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'held'
 RETURNING id;
@@ -176,7 +178,7 @@ WHERE state = 'held'
 RETURNING id;
 
 -- name: expire_ids
-UPDATE mailout_queue_message
+UPDATE mailout_queue_message NOT INDEXED
 SET state = 'failed', reason = 'expired', last_reply = 'expired by an operator', updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('queued', 'deferred', 'held')
 RETURNING id;
@@ -190,7 +192,7 @@ RETURNING id;
 -- Deferred mail becomes due now; failed mail is queued again for its undelivered recipients
 -- with a new lifetime.
 -- name: retry_ids
-UPDATE mailout_queue_message
+UPDATE mailout_queue_message NOT INDEXED
 SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, due_at = :now,
     queued_at = CASE WHEN state = 'failed' THEN :now ELSE queued_at END,
     reason = NULL, updated_at = :now
