@@ -78,6 +78,9 @@ def main() -> None:
     path = Path(folder) / "scale.db"
     url = f"sqlite:///{path}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")}
+    for suffix in ("", "-wal", "-shm"):  # a new queue every run
+        if os.path.exists(f"{path}{suffix}"):
+            os.remove(f"{path}{suffix}")
     print(f"{count:,} messages in {path}", flush=True)
 
     storage = SQLiteStorage(path)
