@@ -14,7 +14,6 @@ from mailout.exceptions import (
     BadHeaderError,
     ImproperlyConfigured,
     InvalidMessageError,
-    MailerDoesNotExist,
     MessageTypeError,
     StorageError,
 )
@@ -80,7 +79,7 @@ def test_bad_input_anywhere_stores_nothing(db: Path) -> None:
     batch = [message(1), message(2, subject="Bad\nBcc: victim@example.com"), message(3)]
     with pytest.raises(BadHeaderError):
         QueueBackend().send_messages(batch)
-    with pytest.raises(Exception, match=r"invalid address|not a single email address"):
+    with pytest.raises(Exception, match=r"(?i)invalid address|not a single email address"):
         QueueBackend().send_messages([message(1), message(2, to=["not an address"])])
     assert stored(db) == []
 
@@ -185,7 +184,7 @@ def test_an_unknown_mailer_fails_in_the_caller(db: Path) -> None:
             "MAILERS": {"smtp": {"BACKEND": "mailout.backends.smtp.EmailBackend"}},
         }
     )
-    with pytest.raises(MailerDoesNotExist, match="'bulk' is neither"):
+    with pytest.raises(ImproperlyConfigured, match="mailer: 'bulk' is neither a MAILERS alias"):
         QueueBackend(mailer="bulk")
     with pytest.raises(ImproperlyConfigured, match="cannot import"):
         enqueue([message(1)], mailer="no.such.Backend")
@@ -253,7 +252,7 @@ def test_a_storage_error_is_raised_or_silenced(tmp_path: Path) -> None:
 
 
 def test_unknown_options_are_refused() -> None:
-    with pytest.raises(TypeError, match="unexpected option"):
+    with pytest.raises(TypeError, match="unknown options .urll."):
         QueueBackend(urll="sqlite:///x.db")
 
 

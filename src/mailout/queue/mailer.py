@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from mailout.conf import settings
-from mailout.exceptions import ImproperlyConfigured, MailerDoesNotExist
-from mailout.mailers import mailers
+from mailout.exceptions import ImproperlyConfigured
+from mailout.mailers import DEFAULT_MAILER_ALIAS, DEFAULT_MAILER_BACKEND, mailers
 from mailout.utils import import_string
 
 if TYPE_CHECKING:
@@ -38,20 +38,21 @@ def mailer_name(mailer: str | None, *, setting: str = "mailer") -> str:
 
 
 def _backend_path(name: str, setting: str) -> str:
-    config = settings.MAILERS
-    if name in config:
-        entry = config[name]
-        path = entry.get("BACKEND") if isinstance(entry, dict) else None
-        if not isinstance(path, str):
-            raise ImproperlyConfigured(f"{setting}: MAILERS[{name!r}] has no BACKEND")
-        return path
-    if not config and name == "default":
+    if mailers.is_configured:
+        if name in mailers:
+            entry = mailers.settings[name]
+            path = entry.get("BACKEND", DEFAULT_MAILER_BACKEND) if isinstance(entry, dict) else None
+            if not isinstance(path, str):
+                raise ImproperlyConfigured(f"{setting}: MAILERS[{name!r}] has no usable BACKEND")
+            return path
+    elif name == DEFAULT_MAILER_ALIAS:
         return str(settings.EMAIL_BACKEND)
     if "." in name:
         return name
-    known = ", ".join(repr(a) for a in config) or "none"
-    raise MailerDoesNotExist(
-        f"{setting}: {name!r} is neither a MAILERS alias (defined: {known}) nor a dotted path"
+    known = ", ".join(repr(a) for a in mailers) or "none"
+    raise ImproperlyConfigured(
+        f"{setting}: {name!r} is neither a MAILERS alias (defined: {known}) nor a dotted "
+        "backend path"
     )
 
 
@@ -70,7 +71,8 @@ def check_mailer(name: str, *, setting: str = "mailer") -> None:
 
 def build_mailer(name: str, **overrides: Any) -> BaseEmailBackend:
     """A new backend for the mailer stored with a message."""
-    if name in settings.MAILERS or (not settings.MAILERS and name == "default"):
+    is_alias = name in mailers if mailers.is_configured else name == DEFAULT_MAILER_ALIAS
+    if is_alias:
         return mailers.create(name, **overrides)
     backend_class = import_string(name, setting=f"mailer {name!r}")
     return backend_class(**overrides)  # type: ignore[no-any-return]
