@@ -142,7 +142,7 @@ def test_a_mailers_entry_can_be_a_queue_in_front_of_another(tmp_path: Path) -> N
                 "default": {"BACKEND": QUEUE, "OPTIONS": {"mailer": "smtp"}},
                 "smtp": {
                     "BACKEND": "mailout.backends.smtp.EmailBackend",
-                    "OPTIONS": {"port": 2525},
+                    "OPTIONS": {"host": "smtp.example.com"},
                 },
             },
         }
@@ -252,7 +252,7 @@ def test_a_storage_error_is_raised_or_silenced(tmp_path: Path) -> None:
 
 
 def test_unknown_options_are_refused() -> None:
-    with pytest.raises(TypeError, match="unknown options .urll."):
+    with pytest.raises(TypeError, match=r"unknown options 'urll'"):
         QueueBackend(urll="sqlite:///x.db")
 
 
