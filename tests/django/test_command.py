@@ -41,10 +41,12 @@ def manage(*args: str, settings: str = "settings_email", **kwargs: object) -> st
 
 def test_config_shows_the_projects_settings() -> None:
     out = manage("mailout", "config")
-    assert "EMAIL_BACKEND         'mailout.django.EmailBackend'" in out
-    assert "EMAIL_POOL_SIZE       2" in out  # mailout's own setting, from the settings module
-    assert "DEFAULT_FROM_EMAIL    'Example Shop <shop@example.com>'" in out
-    assert "EMAIL_TIMEOUT         30.0" in out  # Django's None: mailout's default
+    # One column per name, as wide as the longest setting name (the queue's are long).
+    values = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
+    assert values["EMAIL_BACKEND"] == "'mailout.django.EmailBackend'"
+    assert values["EMAIL_POOL_SIZE"] == "2"  # mailout's own setting, from the settings module
+    assert values["DEFAULT_FROM_EMAIL"] == "'Example Shop <shop@example.com>'"
+    assert values["EMAIL_TIMEOUT"] == "30.0"  # Django's None: mailout's default
 
 
 def test_settings_option_of_manage_py() -> None:

@@ -169,33 +169,73 @@ def test_550_fails_at_once(queue: Queue, clock: Clock) -> None:
 
 
 def test_a_connection_dropped_mid_bdat(queue: Queue, clock: Clock) -> None:
-    # A 200 KB message: the server vanishes after 1 KB of its chunk, on every try of attempt 1.
-    script = Script(rules=[Rule("BDAT", drop_after=1024, times=3)])
+    # A 230 KB message: the server vanishes after 1 KB of its chunk. The client had handed the
+    # whole chunk to the socket, so it cannot know how much arrived: DeliveryUnknownError, never
+    # resent at once; the queue defers it and sends the same bytes again after the backoff.
+    script = Script(rules=[Rule("BDAT", drop_after=1024, times=1)])
     with FaultyServer(script) as server:
         smtp_to(server)
         [id_] = queue.enqueue(messages(1, body=("x" * 76 + "\n") * 3000))
         assert id_ is not None
         drain(queue.storage, clock)
-        assert queue.show(id_).summary.state == State.DEFERRED
+        [event] = queue.show(id_).events
+        assert (event.kind, event.attempt) == ("deferred", 1)
+        assert event.text.startswith("delivery unknown, the message may have arrived")
         assert server.transactions == []
         clock.advance(300)
         drain(queue.storage, clock)
     summary = queue.show(id_).summary
     assert (summary.state, summary.attempts) == (State.SENT, 2)
     assert len(server.transactions) == 1
-    assert server.connections == 4  # 3 dropped, 1 delivered
+    assert server.connections == 2
 
 
-def test_timeouts_defer(queue: Queue, clock: Clock) -> None:
-    script = Script(rules=[Rule("MAIL", action="hang", times=3)])
-    with FaultyServer(script) as server:
-        smtp_to(server, EMAIL_TIMEOUT=0.3)
+def timeouts_mailer(server: FaultyServer) -> None:
+    mailout.configure(
+        {
+            "EMAIL_QUEUE_URL": "memory:",
+            "EMAIL_QUEUE_MAILER": "relay",
+            "MAILERS": {
+                "relay": {
+                    "BACKEND": "mailout.backends.smtp.EmailBackend",
+                    "OPTIONS": {
+                        "host": server.host,
+                        "port": server.port,
+                        "timeout": 0.3,
+                        "data_done_timeout": 0.5,
+                    },
+                }
+            },
+        }
+    )
+
+
+def test_a_server_that_stops_answering_defers(queue: Queue, clock: Clock) -> None:
+    # No reply to EHLO: the connection times out before anything is sent.
+    with FaultyServer(Script(rules=[Rule("EHLO", action="hang", times=1)])) as server:
+        timeouts_mailer(server)
         [id_] = queue.enqueue(messages(1))
         assert id_ is not None
         drain(queue.storage, clock)
         [event] = queue.show(id_).events
         assert (event.kind, event.attempt) == ("deferred", 1)
         assert event.text.startswith("SMTPTimeoutError")
+        clock.advance(300)
+        drain(queue.storage, clock)
+    assert (queue.show(id_).summary.state, queue.show(id_).summary.attempts) == (State.SENT, 2)
+    assert len(server.transactions) == 1
+
+
+def test_a_final_reply_that_never_comes_defers(queue: Queue, clock: Clock) -> None:
+    # The whole message went out; its reply never comes within data_done_timeout.
+    with FaultyServer(Script(rules=[Rule(r"BDAT \d+ LAST", action="hang", times=1)])) as server:
+        timeouts_mailer(server)
+        [id_] = queue.enqueue(messages(1))
+        assert id_ is not None
+        drain(queue.storage, clock)
+        [event] = queue.show(id_).events
+        assert (event.kind, event.attempt) == ("deferred", 1)
+        assert event.text.startswith("delivery unknown, the message may have arrived")
         clock.advance(300)
         drain(queue.storage, clock)
     assert (queue.show(id_).summary.state, queue.show(id_).summary.attempts) == (State.SENT, 2)
