@@ -170,3 +170,23 @@ def test_hooks_from_settings(server: FaultyServer, clock: Clock) -> None:
     )
     with pytest.raises(mailout.ImproperlyConfigured, match=r"EMAIL_QUEUE_HOOKS\['sent'\]"):
         queue.worker()
+
+
+def test_a_hook_that_writes_a_bad_address_fails_that_message_only(
+    server: FaultyServer, clock: Clock
+) -> None:
+    smtp_to(server, EMAIL_QUEUE_URL="memory:")
+    queue = Queue(clock=clock)
+    bad, good = queue.enqueue([message("smuggle@example.com"), message("ana@example.com")])
+
+    def smuggle(m: ClaimedMessage) -> ClaimedMessage:
+        if m.recipients[0].startswith("smuggle"):
+            return dataclasses.replace(m, recipients=("ok@example.com NOTIFY=NEVER",))
+        return m
+
+    drain(queue.storage, clock, hooks=Hooks(pre_send=[smuggle]))
+    assert queue.show(good).summary.state == State.SENT  # type: ignore[arg-type]
+    summary = queue.show(bad).summary  # type: ignore[arg-type]
+    assert summary.state == State.FAILED
+    assert "is not a mailbox an SMTP envelope can carry" in (summary.last_reply or "")
+    assert [t.recipients for t in server.transactions] == [("ana@example.com",)]

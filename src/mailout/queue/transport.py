@@ -78,7 +78,16 @@ class PoolTransport:
         pool = self.backend.connection
         if pool is None:  # fail_silently swallowed the error: report it all the same
             return [SMTPConnectError("the SMTP backend could not connect")] * len(messages)
-        return list(pool.send_many([(m.envelope(), m.data) for m in messages]))
+        results: list[Result | None] = []
+        items = []
+        for message in messages:
+            try:  # an address a pre_send hook wrote may not be a mailbox: that message fails
+                items.append((message.envelope(), message.data))
+                results.append(None)
+            except MailoutError as exc:
+                results.append(exc)
+        sent = iter(pool.send_many(items))
+        return [next(sent) if r is None else r for r in results]
 
     def close(self) -> None:
         self.backend.close()
