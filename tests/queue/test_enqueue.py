@@ -260,3 +260,11 @@ def test_queue_states_after_enqueue(db: Path) -> None:
     enqueue([message(1), message(2)])
     with Queue() as queue:
         assert queue.status().counts[State.QUEUED] == 2
+
+
+def test_envelope_addresses_are_as_sending_writes_them(db: Path) -> None:
+    # Django 6.1's local-part-only addresses, display names, quoted local parts.
+    enqueue([message(1, to=["root", "Ann <ann@example.com>", '"a b"@example.com'])])
+    with SQLiteStorage(db) as storage:
+        [claimed] = storage.claim(worker="w", limit=1, lease=5, now=2e9)
+    assert claimed.recipients == ("root", "ann@example.com", '"a b"@example.com')

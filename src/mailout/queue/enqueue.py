@@ -157,7 +157,7 @@ def _envelope(message: EmailMessage) -> tuple[str, tuple[str, ...], bool]:
 
 def _addr_spec(address: Address) -> str:
     # A dot-atom local part needs no quoting: skip building the stdlib Address (slow) for it.
-    if _DOT_ATOM.fullmatch(address.local_part):
+    if address.domain and _DOT_ATOM.fullmatch(address.local_part):
         return f"{address.local_part}@{address.domain}"
     return address.addr_spec
 
