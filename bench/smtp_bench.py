@@ -50,11 +50,11 @@ from django.conf import settings as django_settings  # noqa: E402
 from tests.servers.sink import SinkServer  # noqa: E402
 
 import mailout  # noqa: E402
+from bench.workloads import Spec, django_message, mailout_message, make_spec  # noqa: E402
 from mailout.smtp import Envelope, SMTPClient  # noqa: E402
 from mailout.smtp.pool import PoolOptions, SMTPPool  # noqa: E402
 from mailout.wireform import serialize  # noqa: E402
 
-SENDER = "Example Shop <orders@shop.example.com>"
 SENDER_ADDR = "orders@shop.example.com"
 DISTINCT = 500  # distinct pre-serialised messages, cycled for the client-alone view
 LOCAL_HOSTNAME = "bench.example.com"
@@ -62,129 +62,7 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 MAILOUT_BACKEND = "mailout.backends.smtp.EmailBackend"
 DJANGO_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
-# -- messages --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """One message as plain data; both views build real messages from it."""
-
-    subject: str
-    text: str
-    html: str
-    to: str
-    rcpt: str
-    attachment: tuple[str, bytes, str] | None
-
-
-_ITEMS = [
-    ("Merino wool crew-neck sweater, charcoal, size M", 89.00),
-    ("Organic cotton T-shirt, 3-pack, white", 45.00),
-    ("Waterproof trail running shoes, EU 43", 139.90),
-    ("Stainless steel insulated bottle, 750 ml", 29.50),
-    ("Leather card holder, cognac", 35.00),
-    ("Wool-blend hiking socks, 2 pairs", 24.00),
-    ("Packable down vest, navy, size L", 119.00),
-    ("Canvas weekender bag, olive", 98.00),
-]
-
-
-def make_spec(n: int, attachment: bytes | None) -> Spec:
-    """A shipping notification: ~2 KB of text, ~2.5 KB of HTML, optionally a 50 KB PDF."""
-    name = f"Customer {n}"
-    rcpt = f"customer{n}@example.org"
-    order = 100000 + n
-    lines = [f"  {i + 1}. {title:<52} EUR {price:>7.2f}" for i, (title, price) in enumerate(_ITEMS)]
-    total = sum(price for _, price in _ITEMS)
-    text = "\n".join(
-        [
-            f"Hello {name},",
-            "",
-            f"Good news: your order #{order} has shipped and is on its way to you. You can",
-            "follow the parcel with the tracking link below; it may take a few hours before the",
-            "carrier shows the first scan.",
-            "",
-            f"Tracking number: 1Z{order:010d}DE  (carrier: Example Parcel Service)",
-            f"Track it: https://shop.example.com/orders/{order}/tracking",
-            "",
-            "What is in the parcel:",
-            "",
-            *lines,
-            "",
-            f"  Subtotal{'':<49} EUR {total:>7.2f}",
-            f"  Shipping{'':<49} EUR {0:>7.2f}",
-            f"  Total{'':<52} EUR {total:>7.2f}",
-            "",
-            "Delivery address:",
-            f"  {name}",
-            f"  {n % 200 + 1} Example Street",
-            "  12345 Example City",
-            "",
-            "Something not right? Reply to this email or visit https://shop.example.com/help and",
-            "quote your order number. Returns are free within 30 days of delivery; start one from",
-            "your account page, print the label and drop the parcel at any collection point.",
-            "",
-            "Thank you for shopping with us,",
-            "The Example Shop team",
-            "",
-            "--",
-            "Example Shop GmbH, Example Street 1, 12345 Example City. You receive this email",
-            "because you placed an order. Manage your email preferences in your account.",
-        ]
-    )
-    rows = "\n".join(
-        f'<tr><td style="padding:4px 8px">{title}</td>'
-        f'<td style="padding:4px 8px;text-align:right">EUR {price:.2f}</td></tr>'
-        for title, price in _ITEMS
-    )
-    html = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Your order #{order} has shipped</title></head>
-<body style="font-family:Helvetica,Arial,sans-serif;color:#222;max-width:600px;margin:auto">
-<h1 style="font-size:20px">Your order is on its way</h1>
-<p>Hello {name},</p>
-<p>Good news: your order <strong>#{order}</strong> has shipped. Follow the parcel with
-<a href="https://shop.example.com/orders/{order}/tracking">tracking number 1Z{order:010d}DE</a>.
-It may take a few hours before the carrier shows the first scan.</p>
-<table style="border-collapse:collapse;width:100%">
-{rows}
-<tr><td style="padding:4px 8px"><strong>Total</strong></td>
-<td style="padding:4px 8px;text-align:right"><strong>EUR {total:.2f}</strong></td></tr>
-</table>
-<p>Delivery address: {name}, {n % 200 + 1} Example Street, 12345 Example City.</p>
-<p>Something not right? Reply to this email or visit
-<a href="https://shop.example.com/help">our help pages</a>. Returns are free within 30 days.</p>
-<p>Thank you for shopping with us,<br>The Example Shop team</p>
-<p style="font-size:11px;color:#888">Example Shop GmbH, Example Street 1, 12345 Example City.
-You receive this email because you placed an order.
-<a href="https://shop.example.com/account/email">Manage your email preferences</a>.</p>
-</body></html>
-"""
-    return Spec(
-        subject=f"Your order #{order} has shipped",
-        text=text,
-        html=html,
-        to=f"{name} <{rcpt}>",
-        rcpt=rcpt,
-        attachment=(f"invoice-{order}.pdf", attachment, "application/pdf") if attachment else None,
-    )
-
-
-def mailout_message(spec: Spec) -> mailout.EmailMultiAlternatives:
-    message = mailout.EmailMultiAlternatives(spec.subject, spec.text, SENDER, [spec.to])
-    message.attach_alternative(spec.html, "text/html")
-    if spec.attachment is not None:
-        message.attach(*spec.attachment)
-    return message
-
-
-def django_message(spec: Spec) -> Any:
-    from django.core.mail import EmailMultiAlternatives
-
-    message = EmailMultiAlternatives(spec.subject, spec.text, SENDER, [spec.to])
-    message.attach_alternative(spec.html, "text/html")
-    if spec.attachment is not None:
-        message.attach(*spec.attachment)
-    return message
+# -- messages: bench/workloads.py ------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
