@@ -1,0 +1,48 @@
+"""Quoted-printable written with bytes operations: decodes to its input, lines within 76, and the
+same choice of encoding as the standard library's pure-Python measure."""
+
+from __future__ import annotations
+
+import binascii
+from email import quoprimime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailout._wire.body import _prefers_base64, quoted_printable, text_body
+
+# Few distinct characters (the replace path) and any text at all (many: the b2a_qp path).
+_FEW = st.text(alphabet=st.sampled_from(list("ab =\t.€é\x01\x7f-")), max_size=300)
+_TEXTS = st.lists(st.one_of(_FEW, st.text(max_size=300)), min_size=1, max_size=15)
+
+
+def _canonical(lines: list[str]) -> tuple[list[bytes], bytes]:
+    split = "\n".join(lines).encode("utf-8", "surrogatepass").splitlines()
+    return split, b"\r\n".join(split) + b"\r\n"
+
+
+@given(_TEXTS)
+def test_quoted_printable_decodes_to_its_input_in_short_crlf_lines(lines: list[str]) -> None:
+    _, canonical = _canonical(lines)
+    encoded = quoted_printable(canonical)
+    assert binascii.a2b_qp(encoded) == canonical
+    assert encoded.count(b"\r") == encoded.count(b"\n") == encoded.count(b"\r\n")
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert all(not line.endswith((b" ", b"\t")) for line in encoded.split(b"\r\n"))
+
+
+@given(_TEXTS)
+def test_the_choice_of_base64_is_the_standard_librarys(lines: list[str]) -> None:
+    split, _ = _canonical(lines)
+    sniff = b"\r\n".join(split[:10]) + b"\r\n"
+    qp_size = len(quoprimime.body_encode(sniff.decode("latin-1"), 78))
+    assert _prefers_base64(split[:10]) == (qp_size > len(binascii.b2a_base64(sniff)))
+
+
+def test_escapes_are_never_split_by_a_soft_break() -> None:
+    for width in range(70, 80):
+        text = "a" * width + "é=" * 3 + "b" * 200
+        cte, body = text_body(text, "utf-8")
+        assert cte == "quoted-printable"
+        assert binascii.a2b_qp(body).decode() == text + "\r\n"
+        assert all(len(line) <= 76 for line in body.split(b"\r\n"))
