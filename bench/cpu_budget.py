@@ -8,8 +8,11 @@ For each workload (text only; text + HTML; text + HTML + a 50 KB PDF, the messag
 does to a message:
 
 1. construct: ``EmailMultiAlternatives(...)`` and ``attach_alternative``/``attach``;
-2. envelope: the SMTP envelope the backend computes (sender, recipients, SMTPUTF8);
-3. render: ``mailout.wire`` turning the message into bytes;
+2. envelope: the SMTP envelope the backend computes (sender, recipients, SMTPUTF8); since
+   issue 12 this is ``wire.prepare``, which parses every address once for the envelope and the
+   header fields alike and writes the header fields (so part of rendering moved here);
+3. render: ``mailout.wire`` turning the message into bytes (since issue 12: the bodies, the
+   MIME structure and the header block's check, ``Prepared.finish``);
 4. client: ``SMTPClient.send_many`` of the rendered bytes on one open connection (commands,
    replies, framing), to the loopback sink (``tests/servers/sink.py``, its own process, 0 ms);
 5. pool: what ``SMTPPool.send_many`` adds on top of the client (threads, the shared work list,
@@ -85,7 +88,7 @@ class Pipeline:
     client: SMTPClient
     specs: list[Any]
     messages: list[mailout.EmailMessage] | None = None
-    envelopes: list[Any] | None = None
+    envelopes: Any = None
     items: list[Any] | None = None
 
     def construct(self) -> None:
@@ -93,12 +96,12 @@ class Pipeline:
 
     def envelope(self) -> None:
         assert self.messages is not None
-        self.envelopes = [smtp_backend._envelope(m) for m in self.messages]
+        self.envelopes = stage_envelope(self.messages)  # (or what holds them)
 
     def render(self) -> None:
         assert self.messages is not None
         assert self.envelopes is not None
-        self.items = smtp_backend._render(self.messages, self.envelopes)
+        self.items = stage_render(self.messages, self.envelopes)
 
     def send_client(self) -> None:
         assert self.items is not None
@@ -123,6 +126,23 @@ class Pipeline:
 
     def _make_client(self) -> SMTPClient:
         return SMTPClient(self.sink.host, self.sink.port, local_hostname=HOSTNAME)
+
+
+if hasattr(smtp_backend, "_envelope"):  # before issue 12: envelope, then the whole render
+
+    def stage_envelope(messages: list[Any]) -> list[Any]:
+        return [smtp_backend._envelope(m) for m in messages]
+
+    def stage_render(messages: list[Any], envelopes: list[Any]) -> list[Any]:
+        return smtp_backend._render(messages, envelopes)  # type: ignore[no-any-return]
+
+else:  # wire.prepare (addresses once, envelope and header fields), then the bodies
+
+    def stage_envelope(messages: list[Any]) -> Any:
+        return smtp_backend.EmailBackend()._prepare_batch(messages)
+
+    def stage_render(messages: list[Any], batch: Any) -> list[Any]:
+        return batch.items(0, len(batch))  # type: ignore[no-any-return]
 
 
 def _check(outcomes: list[Any]) -> None:

@@ -26,23 +26,16 @@ the message to the slow path, per message, and counts why in :data:`stats`:
 from __future__ import annotations
 
 import datetime
-import hashlib
-import itertools
 import logging
-import os
-import random
 import re
-import secrets
 import threading
-import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import HeaderRegistry
 from email.message import Message
-from email.utils import format_datetime
 from typing import Any, Final
 
+from mailout._canonical import canonical
 from mailout._wire.body import AttachmentCache, base64_body, text_body
 from mailout._wire.headers import (
     Fallback,
@@ -52,6 +45,7 @@ from mailout._wire.headers import (
     type_field,
     unstructured_field,
 )
+from mailout._wire.ids import boundaries, date, message_id
 from mailout.address import (
     Address,
     check_header_name,
@@ -62,7 +56,6 @@ from mailout.address import (
 from mailout.conf import settings
 from mailout.exceptions import SMTPUTF8NotSupportedError
 from mailout.message import (
-    EmailAttachment,
     EmailMessage,
     EmailMultiAlternatives,
     _header_text,
@@ -70,8 +63,8 @@ from mailout.message import (
     local_zone,
     refuse_bcc_header,
 )
-from mailout.utils import DNS_NAME, lazy_text
-from mailout.wireform import _check_wire_form, build, serialize
+from mailout.utils import lazy_text
+from mailout.wireform import build, check_head, serialize
 
 __all__ = [
     "WireStats",
@@ -141,10 +134,7 @@ def render(
     data, reason = _fast(message, smtputf8, boundary_seed)
     if data is not None:
         return data
-    data = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
-    if reason.startswith("refused"):
-        log.warning("the fast path refused a message the standard library accepts: %s", reason)
-    return data
+    return _slow(message, smtputf8, reason, recorded=True)
 
 
 def render_fast(
@@ -176,33 +166,87 @@ def _fast(message: EmailMessage, smtputf8: bool, seed: int | None) -> tuple[byte
     return None, reason
 
 
-def check(message: EmailMessage) -> None:
-    """Raise what ``render()`` would raise for bad input, without building the body.
+def _slow(message: EmailMessage, smtputf8: bool, reason: str, *, recorded: bool = False) -> bytes:
+    """The standard library's bytes for a message the fast path handed over, and why."""
+    if not recorded:
+        stats.record(reason)
+    data = serialize(build(message, smtputf8=smtputf8), smtputf8=smtputf8)
+    if reason.startswith("refused"):
+        log.warning("the fast path refused a message the standard library accepts: %s", reason)
+    return data
 
-    Lets a backend refuse a whole batch before sending any of it, then render and send it in
-    chunks, so that no second copy of every message is held at once.
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The settings rendering reads, read once for a whole batch of messages (at call time)."""
+
+    charset: object  # DEFAULT_CHARSET, for messages whose ``encoding`` is None
+    zone: datetime.tzinfo | None  # of the Date field: UTC, or local time (EMAIL_USE_LOCALTIME)
+
+    @classmethod
+    def read(cls) -> Context:
+        zone = local_zone() if settings.EMAIL_USE_LOCALTIME else datetime.UTC
+        return cls(settings.DEFAULT_CHARSET, zone)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A message checked, with its envelope and its header fields written; ``finish()`` writes
+    its bytes. Every address was parsed and checked once, for the header fields and the
+    envelope alike."""
+
+    sender: str  # addr-specs, as the SMTP envelope carries them
+    recipients: tuple[str, ...]
+    smtputf8: bool
+    data: bytes | None = None  # the whole message when the standard library wrote it
+    _plan: _Plan | None = None
+
+    def finish(self, *, boundary_seed: int | None = None) -> bytes:
+        """The message's bytes (those of the standard library's path when it took that one)."""
+        if self.data is not None:
+            return self.data
+        assert self._plan is not None
+        try:
+            data = _finish(self._plan, boundary_seed)
+        except Exception as exc:  # unforeseen: prepare() checks what finishing needs
+            return _slow(self._plan.message, self.smtputf8, f"refused by the fast path ({exc!r})")
+        stats.record(None)
+        return data
+
+
+def prepare(message: EmailMessage, context: Context | None = None) -> Prepared:
+    """Check ``message`` whole (raising what ``render()`` would raise) and write its header
+    fields; its bodies are encoded by ``Prepared.finish()``.
+
+    A backend prepares a whole batch before sending any of it (bad input anywhere sends
+    nothing), then finishes and sends it a little at a time: no second copy of every message
+    is held at once, and encoding overlaps with the network.
     """
-    if _stored_bytes(message) is not None:
-        return
+    stored = _stored_bytes(message)
+    if stored is not None:  # read back from the queue: sent as it was stored
+        return Prepared(*_envelope_of(message), stored)
     try:
-        if _has_alternatives(type(message)):
-            for content, mimetype in message.alternatives:  # type: ignore[attr-defined]
-                if not isinstance(content, str | bytes):
-                    raise Fallback("alternative content is not str or bytes")
-                _mime_type(mimetype, "alternative mimetype")
-        if not isinstance(lazy_text(message.body), str):
-            raise Fallback("body is not a string")
-        if any(not isinstance(a, EmailAttachment) for a in message.attachments):
-            raise Fallback("an attachment is a MIME part")
-        _header_fields(message, utf8=True)
-        for value, what in (
-            (message.content_subtype, "content_subtype"),
-            (message.mixed_subtype, "mixed_subtype"),
-            (getattr(message, "alternative_subtype", "alternative"), "alternative_subtype"),
-        ):
-            _token(value, what)
-    except Fallback:
-        build(message)  # an unusual message: the standard library's checks decide
+        return _prepare(message, context or Context.read())
+    except Fallback as exc:
+        reason = exc.reason
+    except Exception as exc:  # refused: the slow path decides what to raise
+        reason = f"refused by the fast path ({type(exc).__name__})"
+    sender, recipients, smtputf8 = _envelope_of(message)
+    return Prepared(sender, recipients, smtputf8, _slow(message, smtputf8, reason))
+
+
+def _envelope_of(message: EmailMessage) -> tuple[str, tuple[str, ...], bool]:
+    """The envelope the standard library's path sends with, in the order the backends always
+    checked: every address under its own field name first (``needs_smtputf8``)."""
+    smtputf8 = message.needs_smtputf8()
+    sender = parse_address(message.from_email, field="from_email").addr_spec
+    recipients = tuple(parse_address(r, field="recipients").addr_spec for r in message.recipients())
+    return sender, recipients, smtputf8
+
+
+def check(message: EmailMessage) -> None:
+    """Raise what ``render()`` would raise for bad input, without building the body."""
+    prepare(message)
 
 
 def _stored_bytes(message: EmailMessage) -> bytes | None:
@@ -262,25 +306,6 @@ def _leaf(fields: list[str], body: bytes) -> bytes:
     return ("\r\n".join(fields) + "\r\n\r\n").encode("ascii") + body
 
 
-def _text_part(
-    text: str, subtype: str, charset: str, disposition: str | None, raw: list[bytes]
-) -> bytes:
-    cte, body = text_body(text, charset)
-    fields = [type_field(f"text/{subtype}", charset), f"Content-Transfer-Encoding: {cte}"]
-    if disposition is not None:
-        fields.append(disposition)
-    if cte in ("7bit", "8bit"):
-        raw.append(body)  # may hold anything, so the boundaries are checked against it
-    return _leaf(fields, body)
-
-
-def _bytes_part(data: bytes, mimetype: str, disposition: str | None) -> bytes:
-    fields = [type_field(mimetype), "Content-Transfer-Encoding: base64"]
-    if disposition is not None:
-        fields.append(disposition)
-    return _leaf(fields, base64_body(data))
-
-
 def _mime_type(mimetype: object, what: str) -> tuple[str, str]:
     if not isinstance(mimetype, str):
         raise Fallback(f"{what} MIME type is not a string")
@@ -292,91 +317,90 @@ def _mime_type(mimetype: object, what: str) -> tuple[str, str]:
     return basetype, subtype
 
 
-def _leaf_content(
-    content: object, basetype: str, subtype: str, encoding: str, what: str
-) -> tuple[str | bytes, str]:
-    """Django's str/bytes rule for a leaf part (``message.leaf_content``), type checks first."""
+def _encodable(text: str, charset: str) -> str:
+    """``text``, once it is known to encode in ``charset`` (a lone surrogate does not)."""
+    if not text.isascii():
+        text.encode(charset)
+    return text
+
+
+# A leaf part to encode: (content, text subtype or MIME type of bytes, Content-Disposition or
+# None, and when the encoded part may be cached: the content given and the cache key).
+_CacheKey = tuple[object, tuple[object, ...]]
+_Leaf = tuple[str | bytes, str, str | None, _CacheKey | None]
+
+
+def _leaf_plan(
+    content: object,
+    mimetype: object,
+    charset: str,
+    what: str,
+    *,
+    encoding: str,
+    disposition: str | None = None,
+) -> _Leaf:
+    """Django's str/bytes rule for a leaf part (``message.leaf_content``), checked; str given
+    for a type that is not text is encoded with ``encoding``."""
+    basetype, subtype = _mime_type(mimetype, what)
     if not isinstance(content, str | bytes):
         raise Fallback(f"{what} content that is neither str nor bytes")
-    return leaf_content(content, f"{basetype}/{subtype}", encoding, what)
-
-
-def _alternative(content: object, mimetype: object, charset: str, raw: list[bytes]) -> bytes:
-    basetype, subtype = _mime_type(mimetype, "alternative")
-    data, mimetype = _leaf_content(content, basetype, subtype, charset, "alternative")
+    data, mimetype = leaf_content(content, f"{basetype}/{subtype}", encoding, what)
+    # The Content-Type is written when finishing; anything it refuses is refused now.
     if isinstance(data, str):
-        return _text_part(data, subtype, charset, None, raw)
-    return _bytes_part(data, mimetype, None)
+        type_field(f"text/{subtype}", charset)
+        return _encodable(data, charset), subtype, disposition, None
+    type_field(mimetype)
+    return data, mimetype, disposition, None
 
 
-def _attachment(attachment: object, charset: str, raw: list[bytes]) -> bytes:
+def _attachment_plan(attachment: object, charset: str) -> _Leaf:
     if isinstance(attachment, Message):
         raise Fallback("a MIME part in attachments")
     if not isinstance(attachment, tuple) or len(attachment) != 3:
         raise Fallback("an attachment that is not (filename, content, mimetype)")
     filename, content, mimetype = attachment
-    basetype, subtype = _mime_type(mimetype, "attachment")
     if filename is not None and not isinstance(filename, str):
         raise Fallback("an attachment file name that is not a string")
     if filename:
         check_header_value("attachment filename", filename)
-    if not isinstance(content, str | bytes):
-        raise Fallback("attachment content that is neither str nor bytes")
-    cacheable = len(content) >= attachment_cache.min_size
-    key = (mimetype, filename, charset)
-    if cacheable and (cached := attachment_cache.get(content, *key)) is not None:
-        part, is_raw = cached
-        if is_raw:
-            raw.append(part)
-        return part
-    disposition = disposition_field(filename or None)
+    leaf = _leaf_plan(
+        content,
+        mimetype,
+        charset,
+        "attachment",
+        encoding="utf-8",
+        disposition=disposition_field(filename or None),
+    )
+    if len(attachment[1]) < attachment_cache.min_size:
+        return leaf
+    return (*leaf[:3], (attachment[1], (mimetype, filename, charset)))
+
+
+def _encode(leaf: _Leaf, charset: str, raw: list[bytes]) -> bytes:
+    content, kind, disposition, cached = leaf
+    if cached is not None:
+        original, key = cached
+        hit = attachment_cache.get(original, *key)
+        if hit is not None:
+            part, is_raw = hit
+            if is_raw:
+                raw.append(part)
+            return part
     before = len(raw)
-    data, mimetype = _leaf_content(content, basetype, subtype, "utf-8", "attachment")
-    if isinstance(data, str):
-        part = _text_part(data, subtype, charset, disposition, raw)
+    if isinstance(content, str):
+        cte, body = text_body(content, charset)
+        fields = [type_field(f"text/{kind}", charset), f"Content-Transfer-Encoding: {cte}"]
+        if cte in ("7bit", "8bit"):
+            raw.append(body)  # may hold anything, so the boundaries are checked against it
     else:
-        part = _bytes_part(data, mimetype, disposition)
-    if cacheable:
-        attachment_cache.put(content, key, (part, len(raw) > before))
+        fields = [type_field(kind), "Content-Transfer-Encoding: base64"]
+        body = base64_body(content)
+    if disposition is not None:
+        fields.append(disposition)
+    part = _leaf(fields, body)
+    if cached is not None:
+        attachment_cache.put(cached[0], cached[1], (part, len(raw) > before))
     return part
-
-
-class _BoundarySource:
-    """Unpredictable boundaries without a system call each: a keyed BLAKE2 hash of a counter.
-
-    The key comes from ``secrets`` once per process (again after a fork), so boundaries cannot
-    be guessed from earlier messages; os.urandom() per message costs more than a whole render.
-    """
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._key = b""
-        self._counter = itertools.count()
-
-    def token(self) -> str:
-        if self._pid != os.getpid():
-            self._key, self._pid = secrets.token_bytes(32), os.getpid()
-        count = next(self._counter).to_bytes(8, "big")
-        return hashlib.blake2b(count, key=self._key, digest_size=16).hexdigest()
-
-
-_boundary_source = _BoundarySource()
-
-
-def _boundaries(count: int, raw: Sequence[bytes], seed: int | None) -> list[str]:
-    """Fresh boundaries found in no 7bit/8bit body (RFC 2046 §5.1.1).
-
-    "=_" never occurs in base64 or quoted-printable text, where "=" is padding or an escape.
-    """
-    rng = random.Random(seed) if seed is not None else None
-    chosen: list[str] = []
-    while len(chosen) < count:
-        token = f"{rng.getrandbits(128):032x}" if rng is not None else _boundary_source.token()
-        boundary = f"=_{token}"
-        encoded = boundary.encode()
-        if boundary not in chosen and not any(encoded in body for body in raw):
-            chosen.append(boundary)
-    return chosen
 
 
 def _multipart_body(parts: list[bytes], boundary: str) -> bytes:
@@ -393,44 +417,54 @@ def _multipart_body(parts: list[bytes], boundary: str) -> bytes:
     )
 
 
-_sequence = itertools.count()
-_ids = random.Random()
-_date_cache: tuple[int, object, str] = (-1, None, "")
-
-
-def _date(localtime: bool) -> str:
-    global _date_cache
-    second = int(time.time())
-    zone = local_zone() if localtime else datetime.UTC
-    cached = _date_cache
-    if cached[0] == second and cached[1] is zone:
-        return cached[2]
-    # UTC is "+0000" (RFC 5322 §3.3: "-0000" would say the zone is unknown).
-    moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
-    text = format_datetime(moment.astimezone(zone))
-    _date_cache = (second, zone, text)
-    return text
-
-
-def _message_id() -> str:
-    # Unique by time, process, a counter and chance, like email.utils.make_msgid().
-    unique = f"{time.time_ns() // 1000}.{os.getpid()}.{next(_sequence)}.{_ids.getrandbits(40)}"
-    return f"<{unique}@{DNS_NAME.get_fqdn()}>"
-
-
 def _address_list(values: object, field: str) -> list[Address]:
     if not isinstance(values, list | tuple):
         return parse_address_list(values, field=field)  # raises the slow path's error
     return [parse_address(value, field=field) for value in values]
 
 
-def _header_fields(message: EmailMessage, utf8: bool) -> list[str]:
-    """The message's own header fields, checked in the order ``_set_headers`` checks them."""
-    extra: dict[str, tuple[str, str]] = {}
-    for name, value in message.extra_headers.items():
-        check_header_name(name)
-        refuse_bcc_header(name)
-        extra[name.lower()] = (name, check_header_value(name, _header_text(value)))
+@dataclass(slots=True)
+class _Plan:
+    """What finishing a message needs: its header fields and its checked parts."""
+
+    message: EmailMessage
+    fields: list[str]
+    charset: str
+    body: str
+    subtype: str
+    alternatives: list[_Leaf]
+    alternative_subtype: str
+    attachments: list[_Leaf]
+    mixed_subtype: str
+    utf8: bool
+
+
+def _prepare(message: EmailMessage, context: Context, utf8: bool | None = None) -> Prepared:
+    """The fast path's checks and header fields; Fallback where it cannot be sure."""
+    has_alternatives = _has_alternatives(type(message))
+    charset = message.encoding or context.charset
+    if not isinstance(charset, str) or charset not in _CHARSETS:
+        raise Fallback(f"charset {charset!r}")
+    alternatives: list[_Leaf] = []
+    alternative_subtype = "alternative"
+    if has_alternatives:
+        alternatives_of: Any = message
+        alternatives = [
+            _leaf_plan(content, mimetype, charset, "alternative", encoding=charset)
+            for content, mimetype in alternatives_of.alternatives
+        ]
+        if alternatives:
+            alternative_subtype = _token(
+                getattr(message, "alternative_subtype", "alternative"), "alternative_subtype"
+            )
+    body = lazy_text(message.body)
+    if not isinstance(body, str):
+        raise Fallback("body is not a string")
+    subtype = _token(message.content_subtype, "content_subtype")
+    attachments = [_attachment_plan(a, charset) for a in message.attachments]
+    mixed_subtype = _token(message.mixed_subtype, "mixed_subtype") if attachments else "mixed"
+    # Every address parsed once, under its field's name, in the order _set_headers checks them.
+    extra = _extra_headers(message)
     subject = lazy_text(message.subject)
     if not isinstance(subject, str):
         raise Fallback("subject is not a string")
@@ -439,73 +473,92 @@ def _header_fields(message: EmailMessage, utf8: bool) -> list[str]:
     if not isinstance(from_email, str):
         raise Fallback("from_email is not a string")
     sender = parse_address(from_email, field="from_email")
-    recipients: list[tuple[str, list[Address]]] = [
-        ("To", _address_list(message.to, "to")),
-        ("Cc", _address_list(message.cc, "cc")),
-        ("Reply-To", _address_list(message.reply_to, "reply_to")),
-    ]
-    _address_list(message.bcc, "bcc")  # checked: Bcc goes only in the envelope
+    to = _address_list(message.to, "to")
+    cc = _address_list(message.cc, "cc")
+    reply_to = _address_list(message.reply_to, "reply_to")
+    bcc = _address_list(message.bcc, "bcc")  # checked: Bcc goes only in the envelope
     for key, (name, _) in extra.items():
         if key in _STRUCTURED:
             raise Fallback(f"{name.lower()} given in headers")
+    if type(message).recipients is not EmailMessage.recipients:
+        raise Fallback("recipients() overridden")  # the envelope is what it says
+    needs_utf8 = any(a.needs_smtputf8 for a in (sender, *to, *cc, *bcc, *reply_to))
+    if utf8 is None:
+        utf8 = needs_utf8
     fields = []
     if "subject" not in extra:
         fields.append(unstructured_field("Subject", subject, utf8))
     fields.append(address_field("From", [sender], utf8))
-    fields.extend(address_field(name, found, utf8) for name, found in recipients if found)
-    fields.append(f"Date: {_date(bool(settings.EMAIL_USE_LOCALTIME))}")
+    for name, found in (("To", to), ("Cc", cc), ("Reply-To", reply_to)):
+        if found:
+            fields.append(address_field(name, found, utf8))
+    fields.append(f"Date: {date(context.zone)}")
     if "message-id" not in extra:
-        fields.append(f"Message-ID: {_message_id()}")
+        fields.append(f"Message-ID: {message_id()}")
     for key, (name, value) in extra.items():
         if key == "message-id":
             fields.append(message_id_field(name, value))
         else:
             fields.append(unstructured_field(name, value, utf8))
-    return fields
+    plan = _Plan(
+        message,
+        fields,
+        charset,
+        _encodable(body, charset),
+        subtype,
+        alternatives,
+        alternative_subtype,
+        attachments,
+        mixed_subtype,
+        utf8,
+    )
+    recipients = tuple(a.addr_spec for a in (*to, *cc, *bcc))
+    return Prepared(sender.addr_spec, recipients, needs_utf8, None, plan)
 
 
-def _render(message: EmailMessage, utf8: bool, seed: int | None) -> bytes:
-    has_alternatives = _has_alternatives(type(message))
-    charset = message.encoding or settings.DEFAULT_CHARSET
-    if charset not in _CHARSETS:
-        raise Fallback(f"charset {charset!r}")
+def _extra_headers(message: EmailMessage) -> dict[str, tuple[str, str]]:
+    extra: dict[str, tuple[str, str]] = {}
+    for name, value in message.extra_headers.items():
+        check_header_name(name)
+        refuse_bcc_header(name)
+        extra[name.lower()] = (name, check_header_value(name, _header_text(value)))
+    return extra
+
+
+def _finish(plan: _Plan, seed: int | None) -> bytes:
+    charset = plan.charset
     raw: list[bytes] = []
-    alternatives: list[bytes] = []
-    if has_alternatives:
-        alternatives_of: Any = message
-        alternatives = [
-            _alternative(content, mimetype, charset, raw)
-            for content, mimetype in alternatives_of.alternatives
-        ]
-    body = lazy_text(message.body)
-    if not isinstance(body, str):
-        raise Fallback("body is not a string")
-    subtype = _token(message.content_subtype, "content_subtype")
-    attachments = [_attachment(a, charset, raw) for a in message.attachments]
-    fields = _header_fields(message, utf8)
+    alternatives = [_encode(leaf, charset, raw) for leaf in plan.alternatives]
+    attachments = [_encode(leaf, charset, raw) for leaf in plan.attachments]
     if not alternatives and not attachments:
-        cte, payload = text_body(body, charset)
+        cte, payload = text_body(plan.body, charset)
         top = [
-            type_field(f"text/{subtype}", charset),
+            type_field(f"text/{plan.subtype}", charset),
             f"Content-Transfer-Encoding: {cte}",
             "MIME-Version: 1.0",
-            *fields,
+            *plan.fields,
         ]
     else:
         # Django 6.1: an empty body next to alternatives or attachments is left out.
-        parts = [_text_part(body, subtype, charset, None, raw)] if body else []
-        outer, inner = _boundaries(2, raw, seed)
+        body = (plan.body, plan.subtype, None, None)
+        parts = [_encode(body, charset, raw)] if plan.body else []
+        outer, inner = boundaries(raw, seed)
         if alternatives:
-            alt = _token(getattr(message, "alternative_subtype", "alternative"), "subtype")
-            content_type = type_field(f"multipart/{alt}", boundary=inner)
+            content_type = type_field(f"multipart/{plan.alternative_subtype}", boundary=inner)
             payload = _multipart_body([*parts, *alternatives], inner)
             parts = [_leaf([content_type], payload)]
         if attachments:
-            mixed = _token(message.mixed_subtype, "mixed_subtype")
-            content_type = type_field(f"multipart/{mixed}", boundary=outer)
+            content_type = type_field(f"multipart/{plan.mixed_subtype}", boundary=outer)
             payload = _multipart_body([*parts, *attachments], outer)
-        top = ["MIME-Version: 1.0", content_type, *fields]
-    head = ("\r\n".join(top) + "\r\n\r\n").encode("utf-8" if utf8 else "ascii")
-    # The slow path's last line of defence, on the header block (bodies are built line-safe).
-    _check_wire_form(head, [f.partition(":")[0].lower() for f in top])
-    return head + payload
+        top = ["MIME-Version: 1.0", content_type, *plan.fields]
+    head = ("\r\n".join(top) + "\r\n\r\n").encode("utf-8" if plan.utf8 else "ascii")
+    check_head(head, len(top))
+    # Every body above is CRLF lines by construction, so the whole message is in SMTP's
+    # canonical form: the client may send it without scanning it again.
+    return canonical(head + payload)
+
+
+def _render(message: EmailMessage, utf8: bool, seed: int | None) -> bytes:
+    prepared = _prepare(message, Context.read(), utf8)
+    assert prepared._plan is not None
+    return _finish(prepared._plan, seed)

@@ -21,7 +21,7 @@ from mailout.exceptions import (
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
 
-__all__ = ["MAX_LINE", "build", "serialize", "serialize_message"]
+__all__ = ["MAX_LINE", "build", "check_head", "serialize", "serialize_message"]
 
 MAX_LINE = 998  # RFC 5322 §2.1.1: the hard limit of a line, CRLF excluded
 
@@ -59,6 +59,26 @@ def _check_wire_form(data: bytes, names: list[str]) -> None:
     if b"\0" in head:
         raise BadHeaderError("a header value decodes to a NUL character; refusing to send it")
     _check_line_lengths(data, b"\r\n")
+
+
+def check_head(head: bytes, fields: int) -> None:
+    """``_check_wire_form`` for a header block that mailout wrote itself, field by field: the
+    same promises, measured with counts (fused into rendering, no second pass over lines).
+
+    ``head`` is ``fields`` fields, each ``Name: value`` possibly folded (CRLF then a space),
+    and the empty line. A value that smuggled a line break in shows as a bare CR or LF, or
+    as one more line break that is not a fold: one more line than there are fields.
+    """
+    crlf = head.count(b"\r\n")
+    if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
+        raise BadHeaderError("a header value decodes to a line break; refusing to send it")
+    folds = head.count(b"\r\n ") + head.count(b"\r\n\t")
+    if crlf - folds != fields + 1 or not head.endswith(b"\r\n\r\n"):
+        raise BadHeaderError("a header value decodes to an extra header line; refusing to send it")
+    if b"\0" in head:
+        raise BadHeaderError("a header value decodes to a NUL character; refusing to send it")
+    if len(head) > MAX_LINE:
+        _check_line_lengths(head, b"\r\n")
 
 
 def _check_line_lengths(data: bytes, linesep: bytes) -> None:

@@ -149,16 +149,19 @@ def test_repr_has_no_password() -> None:
     assert "pw-secret" not in str(vars(backend).get("host"))
 
 
-def test_big_batch_is_checked_whole_then_sent_in_chunks(
+def test_big_batch_is_checked_whole_then_sent_in_slices(
     smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mailout.backends.smtp.CHUNK", 10)  # so a small batch spans chunks
+    # So that a small batch spans slices, and the encoding waits for the network.
+    monkeypatch.setattr("mailout.backends.smtp.SLICE", 10)
+    monkeypatch.setattr("mailout.smtp.pool.MAX_AHEAD", 10)
     backend = EmailBackend(host=smtp_server.host, port=smtp_server.port)
     batch = [message(subject=f"m{i}") for i in range(25)]
     batch.append(message(subject="bad\nBcc: evil@example.com"))
     with pytest.raises(mailout.BadHeaderError):
         backend.send_messages(batch)
     assert smtp_server.received == []  # the bad last message stopped the whole batch
+    assert smtp_server.connections == 0  # found before connecting
     assert backend.send_messages(batch[:25]) == 25
     assert [r.message["Subject"] for r in smtp_server.received] == [f"m{i}" for i in range(25)]
     assert len(backend.results) == 25

@@ -70,6 +70,7 @@ class FaultyServer:
         self.errors: list[BaseException] = []
         self._seen = [0] * len(self.script.rules)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._together: asyncio.Event | None = None  # Script.greet_together reached
         self._thread: LoopThread | None = None
         self._server: asyncio.Server | None = None
 
@@ -131,6 +132,10 @@ class FaultyServer:
         assert task is not None
         self._tasks.add(task)
         self.connections += 1
+        if self._together is None:
+            self._together = asyncio.Event()
+        if len(self._tasks) >= self.script.greet_together:
+            self._together.set()
         try:
             await _Session(self, reader, writer).run()
         except (_Closed, ConnectionError, ssl.SSLError, asyncio.CancelledError):
@@ -214,6 +219,9 @@ class _Session:
 
     async def run(self) -> None:
         greeting = self.script.greeting_bytes
+        if self.script.greet_together:
+            assert self.srv._together is not None
+            await self.srv._together.wait()
         if greeting is None:
             await self.hang()
             return

@@ -107,6 +107,9 @@ class Script:
     - `data_without_recipients`: answer DATA with ``354`` even when no recipient was accepted,
       and refuse the content afterwards (RFC 2920 §3.1 warns that servers may).
     - `hostname`: the name in the greeting and EHLO reply.
+    - `greet_together`: hold every greeting until this many sessions are open at once, then
+      greet them all: a client that opens its connections one after another (waiting for each
+      greeting before the next connect) never gets one. ``0``: greet at once.
     """
 
     rules: Sequence[Rule] = ()
@@ -118,6 +121,7 @@ class Script:
     users: Mapping[str, str] = field(default_factory=lambda: {"user": "password"})
     hostname: str = "faulty.test"
     data_without_recipients: bool = False
+    greet_together: int = 0
 
     @property
     def greeting_bytes(self) -> bytes | None:

@@ -1,4 +1,9 @@
-"""The connection pool over real loopback servers: how many connections, reuse, caps, no loop."""
+"""The connection pool over real loopback servers: how many connections, reuse, caps, no loop.
+
+How many connections a send uses does not depend on thread scheduling: each of the pool's
+workers connects as it starts, before it takes any message, so a send of n messages opens
+exactly min(pool size, ceil(n / batch size)) of them. Nothing here waits for time to pass.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,6 @@ from mailout.smtp import Envelope, SendResult, SMTPClient
 from mailout.smtp.pool import PoolOptions, SMTPPool
 from tests.servers.faulty import FaultyServer, Script
 from tests.servers.sink import SinkServer
-
-# A reply delay long enough that every worker thread has taken its batch before the first
-# batch is done, so the number of connections does not depend on thread scheduling.
-ROUND_TRIP = 0.02
 
 
 def messages(count: int, prefix: str = "m") -> list[mailout.EmailMessage]:
@@ -49,8 +50,8 @@ def open_sessions(srv: FaultyServer, expected: int = 0, wait: float = 2.0) -> in
 
 
 @pytest.fixture
-def slow_server() -> Iterator[FaultyServer]:
-    with FaultyServer(Script(delay=ROUND_TRIP)) as srv:
+def server() -> Iterator[FaultyServer]:
+    with FaultyServer() as srv:
         yield srv
 
 
@@ -60,19 +61,38 @@ def backend(srv: FaultyServer | SinkServer, **options: object) -> EmailBackend:
 
 @pytest.mark.parametrize(("size", "connections"), [(4, 4), (1, 1)])
 def test_200_messages_spread_over_pool_size_connections(
-    slow_server: FaultyServer, size: int, connections: int
+    server: FaultyServer, size: int, connections: int
 ) -> None:
-    sent = backend(slow_server, pool_size=size).send_messages(messages(200))
+    sent = backend(server, pool_size=size).send_messages(messages(200))
     assert sent == 200
-    assert slow_server.connections == connections
+    assert server.connections == connections
     expected = Counter(f"m{i}@example.com" for i in range(200))
-    assert recipients(slow_server) == expected  # every message once, none twice
-    assert open_sessions(slow_server) == 0  # a closed backend closes what it opened
-    assert slow_server.errors == []
+    assert recipients(server) == expected  # every message once, none twice
+    assert open_sessions(server) == 0  # a closed backend closes what it opened
+    assert server.errors == []
 
 
-def test_results_are_in_message_order(slow_server: FaultyServer) -> None:
-    b = backend(slow_server, pool_size=4)
+def test_the_connections_are_made_side_by_side() -> None:
+    # The server greets no one until four sessions are open at once: a pool that waited for one
+    # connection's greeting before making the next would time out instead.
+    with FaultyServer(Script(greet_together=4)) as srv:
+        assert backend(srv, pool_size=4).send_messages(messages(200)) == 200
+        assert srv.connections == 4
+        assert recipients(srv) == Counter(f"m{i}@example.com" for i in range(200))
+
+
+def test_the_async_pool_connects_side_by_side_too() -> None:
+    async def main() -> int:
+        return await backend(srv, pool_size=4).asend_messages(messages(200))
+
+    with FaultyServer(Script(greet_together=4)) as srv:
+        assert asyncio.run(main()) == 200
+        assert srv.connections == 4
+        assert recipients(srv) == Counter(f"m{i}@example.com" for i in range(200))
+
+
+def test_results_are_in_message_order(server: FaultyServer) -> None:
+    b = backend(server, pool_size=4)
     b.send_messages(messages(120))
     assert len(b.results) == 120
     for i, result in enumerate(b.results):
@@ -81,56 +101,54 @@ def test_results_are_in_message_order(slow_server: FaultyServer) -> None:
 
 
 @pytest.mark.parametrize("count", [1, 2, 50])
-def test_a_send_of_at_most_one_batch_uses_one_connection(
-    slow_server: FaultyServer, count: int
-) -> None:
+def test_a_send_of_at_most_one_batch_uses_one_connection(server: FaultyServer, count: int) -> None:
     # Django's send_mass_mail promises one connection for a batch of messages.
     assert (
         mailout.send_mass_mail(
             [(f"s{i}", "b", "f@example.com", [f"t{i}@example.com"]) for i in range(count)],
-            connection=backend(slow_server, pool_size=4),
+            connection=backend(server, pool_size=4),
         )
         == count
     )
-    assert slow_server.connections == 1
-    assert len(slow_server.transactions) == count
+    assert server.connections == 1
+    assert len(server.transactions) == count
 
 
-def test_one_more_than_a_batch_uses_a_second_connection(slow_server: FaultyServer) -> None:
-    assert backend(slow_server, pool_size=4).send_messages(messages(51)) == 51
-    assert slow_server.connections == 2
+def test_one_more_than_a_batch_uses_a_second_connection(server: FaultyServer) -> None:
+    assert backend(server, pool_size=4).send_messages(messages(51)) == 51
+    assert server.connections == 2
 
 
-def test_open_backend_reuses_its_connections_across_calls(slow_server: FaultyServer) -> None:
-    b = backend(slow_server, pool_size=4)
+def test_open_backend_reuses_its_connections_across_calls(server: FaultyServer) -> None:
+    b = backend(server, pool_size=4)
     assert b.open() is True
-    assert slow_server.connections == 1  # open() connects one, so errors surface there
+    assert server.connections == 1  # open() connects one, so errors surface there
     assert b.send_messages(messages(200, "a")) == 200
-    assert slow_server.connections == 4
+    assert server.connections == 4
     assert b.send_messages(messages(200, "b")) == 200
     assert b.send_messages(messages(3, "c")) == 3
-    assert slow_server.connections == 4  # no new connection while the backend is open
-    assert open_sessions(slow_server, 4, wait=0.1) == 4
+    assert server.connections == 4  # no new connection while the backend is open
+    assert open_sessions(server, 4, wait=0.1) == 4
     b.close()
     assert b.connection is None
-    assert open_sessions(slow_server) == 0
-    assert len(slow_server.transactions) == 403
+    assert open_sessions(server) == 0
+    assert len(server.transactions) == 403
 
 
-def test_closed_backend_connects_anew_for_each_call(slow_server: FaultyServer) -> None:
-    b = backend(slow_server, pool_size=2)
+def test_closed_backend_connects_anew_for_each_call(server: FaultyServer) -> None:
+    b = backend(server, pool_size=2)
     assert b.send_messages(messages(2, "a")) == 2
     assert b.connection is None
     assert b.send_messages(messages(2, "b")) == 2
-    assert slow_server.connections == 2
-    assert open_sessions(slow_server) == 0
+    assert server.connections == 2
+    assert open_sessions(server) == 0
 
 
 @pytest.mark.parametrize("opened", [False, True])
 def test_closing_says_quit(opened: bool) -> None:
     # RFC 5321 §4.1.1.10: the client ends the session with QUIT (and reads the 221), it does
     # not just drop the connection.
-    with FaultyServer(Script(delay=ROUND_TRIP)) as srv:
+    with FaultyServer() as srv:
         b = backend(srv, pool_size=2)
         if opened:
             b.open()
@@ -201,7 +219,7 @@ def test_max_age_retires_an_old_connection() -> None:
 
 
 def test_pool_close_closes_idle_connections() -> None:
-    with FaultyServer(Script(delay=ROUND_TRIP)) as srv:
+    with FaultyServer() as srv:
         p = pool(srv, size=2, batch_size=1)
         p.send_many(items(2))
         assert p.connections == 2
@@ -222,11 +240,11 @@ def test_bad_pool_options_are_refused(options: dict[str, int]) -> None:
 # -- the sync pool runs no event loop ------------------------------------------------------
 
 
-def test_sync_backend_works_inside_a_running_event_loop(slow_server: FaultyServer) -> None:
+def test_sync_backend_works_inside_a_running_event_loop(server: FaultyServer) -> None:
     """A sync pool that called asyncio.run() would fail here ("cannot be called from a
     running event loop"); its worker threads must not have a loop of their own either."""
     loops_seen: list[bool] = []
-    b = backend(slow_server, pool_size=4)
+    b = backend(server, pool_size=4)
     make_client = b._make_client
 
     def recording_make_client() -> SMTPClient:
@@ -246,19 +264,17 @@ def test_sync_backend_works_inside_a_running_event_loop(slow_server: FaultyServe
         return sent
 
     assert asyncio.run(main()) == 200
-    # The first client is made by open() in the calling thread (where the test's loop runs);
-    # the other three in worker threads, which have no running loop.
-    assert loops_seen.count(False) == 3
-    assert len(slow_server.transactions) == 200
+    # Every client is made in a worker thread (send_messages() leaves connecting to the
+    # pool's workers), and none of them has a running loop.
+    assert loops_seen == [False] * 4
+    assert len(server.transactions) == 200
 
 
-def test_sync_pool_from_a_thread_of_a_running_loop(slow_server: FaultyServer) -> None:
+def test_sync_pool_from_a_thread_of_a_running_loop(server: FaultyServer) -> None:
     async def main() -> int:
-        return await asyncio.to_thread(
-            backend(slow_server, pool_size=2).send_messages, messages(60)
-        )
+        return await asyncio.to_thread(backend(server, pool_size=2).send_messages, messages(60))
 
     threads_before = threading.active_count()
     assert asyncio.run(main()) == 60
-    assert len(slow_server.transactions) == 60
+    assert len(server.transactions) == 60
     assert threading.active_count() <= threads_before  # worker threads do not linger

@@ -14,7 +14,7 @@ import functools
 import logging
 import ssl
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from email.headerregistry import Address as StdAddress
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from mailout.exceptions import ImproperlyConfigured, InvalidAddressError, Invali
 from mailout.smtp import DATA_DONE_TIMEOUT, AsyncSMTPClient, Envelope, SMTPClient
 from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
-from mailout.wire import check, render
+from mailout.wire import Context, Prepared, check, prepare, render
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -34,9 +34,16 @@ __all__ = ["EmailBackend", "envelope_of"]
 
 log = logging.getLogger("mailout.smtp")
 
-# Messages rendered at a time: a batch of any size is checked whole first, then rendered and
-# sent a chunk at a time, so memory holds one chunk of message bytes, not the whole batch.
+# A batch of any size is checked whole first (``wire.prepare``: every address parsed, every
+# header field written), then its bodies are encoded and handed to the pool a slice at a time
+# while the pool's connections send what came before; memory holds the slices in flight
+# (at most pool.MAX_AHEAD messages), not a second copy of every message.
+SLICE = 50
+# With a subclass's own steps (_envelope, _serialize, _check): the messages rendered before
+# anything is sent (rendering checks them; the rest are checked with _check).
 CHUNK = 1000
+
+Item = tuple[Envelope, bytes]
 
 
 class EmailBackend(BaseEmailBackend):
@@ -120,6 +127,7 @@ class EmailBackend(BaseEmailBackend):
         self.aconnection: AsyncSMTPPool | None = None
         self.results: list[Outcome] = []
         self._lock = threading.RLock()
+        self._deferred = _Flag()  # open() from send_messages(): connect in the pool's workers
 
     def __repr__(self) -> str:  # never the password
         return f"<smtp.EmailBackend {self.host}:{self.port} user={self.username or None!r}>"
@@ -184,18 +192,25 @@ class EmailBackend(BaseEmailBackend):
     # -- sync ------------------------------------------------------------------------------
 
     def open(self) -> bool | None:
-        """Connect (and log in); True if this call opened it, False if it was already open."""
+        """Connect (and log in); True if this call opened it, False if it was already open.
+
+        Called by ``send_messages()`` on a closed backend, it connects nothing itself: the
+        pool's connections are made by its workers, side by side, while the messages are being
+        encoded (a connection error then comes back as the messages' outcome, and is raised
+        unless ``fail_silently``).
+        """
         with self._lock:
             if self.connection is not None:
                 return False
             pool = SMTPPool(self._make_client, self.pool_options)
-            try:
-                pool.open()
-            except SMTPError:
-                pool.close()
-                if self.fail_silently:
-                    return None
-                raise
+            if not self._deferred.active:
+                try:
+                    pool.open()
+                except SMTPError:
+                    pool.close()
+                    if self.fail_silently:
+                        return None
+                    raise
             pool.timeout = self.timeout
             self.connection = pool
             return True
@@ -207,20 +222,16 @@ class EmailBackend(BaseEmailBackend):
                 pool.close()
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        messages = [m for m in email_messages if m.recipients()]
-        envelopes, items = self._prepare(messages)
-        if not envelopes:
+        batch = self._prepare_batch([m for m in email_messages if m.recipients()])
+        if not batch:
             return 0
         with self._lock:
-            opened = self.open()
+            with self._deferred:
+                opened = self.open()
             if opened is None or self.connection is None:
                 return 0  # open() failed silently
             try:
-                outcomes = self.connection.send_many(items)
-                for start in range(CHUNK, len(messages), CHUNK):
-                    items = self._render(messages[start : start + CHUNK], envelopes[start:])
-                    outcomes += self.connection.send_many(items)
-                return self._report(outcomes)
+                return self._report(self.connection.send_stream(len(batch), batch.slices()))
             finally:
                 if opened:
                     self.close()
@@ -228,16 +239,20 @@ class EmailBackend(BaseEmailBackend):
     # -- async -----------------------------------------------------------------------------
 
     async def aopen(self) -> bool | None:
+        return await self._aopen(connect=True)
+
+    async def _aopen(self, *, connect: bool) -> bool | None:
         if self.aconnection is not None:
             return False
         pool = AsyncSMTPPool(self._make_async_client, self.pool_options)
-        try:
-            await pool.open()
-        except SMTPError:
-            await pool.aclose()
-            if self.fail_silently:
-                return None
-            raise
+        if connect:
+            try:
+                await pool.open()
+            except SMTPError:
+                await pool.aclose()
+                if self.fail_silently:
+                    return None
+                raise
         pool.timeout = self.timeout
         self.aconnection = pool
         return True
@@ -249,53 +264,52 @@ class EmailBackend(BaseEmailBackend):
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         messages = [m for m in email_messages if m.recipients()]
-        # Checking and rendering are CPU work: done in a thread, off the event loop.
-        envelopes, items = await asyncio.to_thread(self._prepare, messages)
-        if not envelopes:
+        # Checking and encoding are CPU work: done in a thread, off the event loop.
+        batch = await asyncio.to_thread(self._prepare_batch, messages)
+        if not batch:
             return 0
-        opened = await self.aopen()
+        # The pool's tasks connect while the first bodies are encoded.
+        opened = await self._aopen(connect=False)
         if opened is None or self.aconnection is None:
             return 0  # aopen() failed silently
         try:
-            outcomes = await self.aconnection.send_many(items)
-            for start in range(CHUNK, len(messages), CHUNK):
-                chunk = messages[start : start + CHUNK]
-                items = await asyncio.to_thread(self._render, chunk, envelopes[start:])
-                outcomes += await self.aconnection.send_many(items)
-            return self._report(outcomes)
+            return self._report(await self.aconnection.send_stream(len(batch), batch.aslices()))
         finally:
             if opened:
                 await self.aclose()
 
     # -- from messages to (envelope, bytes) -------------------------------------------------
 
-    def _prepare(
-        self, messages: Sequence[EmailMessage]
-    ) -> tuple[list[Envelope], list[tuple[Envelope, bytes]]]:
-        """Before anything is sent: every envelope, and the bytes of the first chunk.
+    def _prepare_batch(self, messages: Sequence[EmailMessage]) -> _Batch:
+        """Before anything is sent (or connected): every message checked, with its envelope.
 
-        Bad input in any message of a batch sends none of it. Rendering the first chunk checks
-        it (a batch of up to CHUNK messages, the usual case, is rendered once); the messages
-        after it are checked without building their bodies, and rendered when their chunk is
-        sent.
+        Bad input in any message of a batch sends none of it. mailout's own steps check a
+        message whole and write its header fields in one pass (``wire.prepare``); the bodies
+        are encoded later, a slice at a time, as the pool sends. A subclass's own steps
+        (``_envelope``, ``_serialize``, ``_check``) are used as they always were: every
+        envelope, the first CHUNK messages rendered (which checks them), the rest checked.
         """
+        cls = type(self)
+        if (cls._envelope, cls._serialize, cls._check) == _OWN_STEPS:
+            context = Context.read()
+            return _Batch([prepare(message, context) for message in messages])
         envelopes = [self._envelope(message) for message in messages]
         first = self._render(messages[:CHUNK], envelopes)
         for message in messages[CHUNK:]:
             self._check(message)
-        return envelopes, first
+        rest = [
+            _Later(self, message, envelope)
+            for message, envelope in zip(messages[CHUNK:], envelopes[CHUNK:], strict=True)
+        ]
+        return _Batch([*first, *rest])
 
     def _render(
         self, messages: Sequence[EmailMessage], envelopes: Sequence[Envelope]
     ) -> list[tuple[Envelope, bytes]]:
-        """The bytes of one chunk of checked messages, each with its envelope."""
-        items = []
-        for message, envelope in zip(messages, envelopes, strict=False):
-            data = self._serialize(message, envelope)
-            if not data.isascii():  # RFC 6152: 8-bit content travels with BODY=8BITMIME
-                envelope = Envelope(envelope.sender, envelope.recipients, envelope.smtputf8, True)
-            items.append((envelope, data))
-        return items
+        """The bytes of checked messages, each with its envelope (a subclass's own steps)."""
+        return [
+            _with_8bit(e, self._serialize(m, e)) for m, e in zip(messages, envelopes, strict=False)
+        ]
 
     # The three steps a subclass may replace (mailout.django's backend does, for Django's
     # message objects and the staging redirect).
@@ -336,6 +350,74 @@ def _unicode(domain: str) -> str:
         return domain
 
 
+class _Flag(threading.local):
+    """True in the thread inside ``with flag:`` (send_messages() calling open())."""
+
+    active = False
+
+    def __enter__(self) -> None:
+        self.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        self.active = False
+
+
+def _with_8bit(envelope: Envelope, data: bytes) -> Item:
+    """RFC 6152: 8-bit content travels with BODY=8BITMIME."""
+    if data.isascii():
+        return envelope, data
+    return Envelope._checked(envelope.sender, envelope.recipients, envelope.smtputf8, True), data
+
+
+class _Later:
+    """A message checked by a subclass's ``_check``, rendered by its ``_serialize`` when sent."""
+
+    __slots__ = ("backend", "envelope", "message")
+
+    def __init__(self, backend: EmailBackend, message: EmailMessage, envelope: Envelope) -> None:
+        self.backend, self.message, self.envelope = backend, message, envelope
+
+    def item(self) -> Item:
+        return _with_8bit(self.envelope, self.backend._serialize(self.message, self.envelope))
+
+
+class _Batch:
+    """A checked batch: what ``wire.prepare`` made of each message, or a subclass's own
+    (envelope, bytes) and ``_Later`` items; encoded a slice at a time as the pool sends."""
+
+    def __init__(self, entries: list[Prepared | Item | _Later]) -> None:
+        self.entries: list[Prepared | Item | _Later | None] = list(entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def items(self, start: int, stop: int) -> list[Item]:
+        items: list[Item] = []
+        for index in range(start, min(stop, len(self.entries))):
+            entry = self.entries[index]
+            # Encoded now: the batch need not hold it (nor its header fields) any longer.
+            self.entries[index] = None
+            if isinstance(entry, Prepared):
+                data = entry.finish()
+                envelope = Envelope._checked(
+                    entry.sender, entry.recipients, entry.smtputf8, not data.isascii()
+                )
+                items.append((envelope, data))
+            elif isinstance(entry, _Later):
+                items.append(entry.item())
+            elif entry is not None:
+                items.append(entry)
+        return items
+
+    def slices(self) -> Iterator[list[Item]]:
+        for start in range(0, len(self.entries), SLICE):
+            yield self.items(start, start + SLICE)
+
+    async def aslices(self) -> AsyncIterator[list[Item]]:
+        for start in range(0, len(self.entries), SLICE):
+            yield await asyncio.to_thread(self.items, start, start + SLICE)
+
+
 def envelope_of(message: EmailMessage) -> Envelope:
     """The SMTP envelope of a mailout message: sender and recipients as addr-specs."""
     # needs_smtputf8() first: it parses every address under its own field name (to, cc, …),
@@ -344,3 +426,7 @@ def envelope_of(message: EmailMessage) -> Envelope:
     sender = parse_address(message.from_email, field="from_email").addr_spec
     recipients = tuple(parse_address(r, field="recipients").addr_spec for r in message.recipients())
     return Envelope(sender, recipients, smtputf8=smtputf8)
+
+
+# mailout's own steps: a backend that keeps them takes the one-pass path (wire.prepare).
+_OWN_STEPS = (EmailBackend._envelope, EmailBackend._serialize, EmailBackend._check)

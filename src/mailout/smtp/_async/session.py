@@ -371,12 +371,13 @@ class AsyncSession:
         core, stream = self._require()
         committing = core.committing
         try:
-            if self._deadline is not None and time.monotonic() >= self._deadline:
-                raise self._late()
             reply = core.next_reply()
             if isinstance(reply, Need):
                 # Only a reply not yet (wholly) buffered needs a read, and so a time budget;
-                # after a pipelined burst most replies are already here.
+                # after a pipelined burst most replies are already here (and one that is here
+                # is taken even past the deadline: nothing is waited for).
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    raise self._late()
                 budget = self._time_left(self.data_done_timeout if committing else None)
                 deadline = None if budget is None else time.monotonic() + budget
                 while isinstance(reply, Need):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from mailout._canonical import CanonicalBytes
+
 __all__ = ["encode_bdat", "encode_data", "normalize_newlines"]
 
 # A CRLF pair first, so that it is not seen as a bare CR followed by a bare LF.
@@ -18,6 +20,8 @@ def normalize_newlines(content: bytes) -> bytes:
     RFC 5321 §2.3.8 allows no bare CR or LF in SMTP text; servers that accept ``\\n.\\r\\n`` or
     ``\\r.\\r`` as end of data are what SMTP smuggling exploits, so none may reach the wire.
     """
+    if type(content) is CanonicalBytes:
+        return content  # checked as it was written (mailout.wire): no second scan
     # Without a bare CR every CR starts a CRLF, so equal CR and LF counts leave no bare LF.
     if content.count(b"\r") == content.count(b"\n") and _BARE_CR.search(content) is None:
         return content  # already clean, as mailout's own serialiser writes it: skip the regex

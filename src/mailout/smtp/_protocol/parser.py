@@ -19,6 +19,8 @@ _CLASS: dict[int, str] = {code: str(code)[0] for code in _CODES.values()}
 # The class an enhanced code must carry for each reply code; _ENHANCED allows only 2, 4 and 5.
 _ENHANCED_CLASS: dict[int, str] = {c: k for c, k in _CLASS.items() if k in "245"}
 _DIGITS = frozenset("0123456789")
+_CACHED_LINE = 128  # longer single-line replies are parsed each time
+_CACHED_REPLIES = 32  # per verb
 
 
 class ReplyParser:
@@ -35,10 +37,22 @@ class ReplyParser:
         self.max_lines = max_lines
         self.max_size = max_size
         # RFC 2034 §3: enhanced codes are only parsed once the server has advertised them.
-        self.enhanced_status_codes = False
+        self._enhanced = False
+        # Replies are immutable, and a pipelined burst gets the same few ("250 2.1.0 OK" to
+        # every MAIL): a single-line reply is parsed once per (verb, line) and then shared.
+        self._replies: dict[str, dict[bytes, Reply]] = {}
         self._buffer = bytearray()
         self._lines: list[tuple[int, str]] = []
         self._size = 0
+
+    @property
+    def enhanced_status_codes(self) -> bool:
+        return self._enhanced
+
+    @enhanced_status_codes.setter
+    def enhanced_status_codes(self, value: bool) -> None:
+        self._enhanced = value
+        self._replies.clear()  # the same line parses differently now
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -48,6 +62,7 @@ class ReplyParser:
         self._buffer.clear()
         self._lines.clear()
         self._size = 0
+        self._replies.clear()
 
     @property
     def buffered(self) -> int:
@@ -71,6 +86,13 @@ class ReplyParser:
             if not self._lines and end >= 4 and buffer[3] == 0x20:
                 # Fast path for the usual single-line reply ("250 2.1.0 OK"): a valid code and
                 # a space; it takes the same checks as the general path below.
+                line = bytes(buffer[: end + 1]) if end < _CACHED_LINE else None
+                known = self._replies.get(command)
+                # (the limits below apply to a known line too; past them it is refused there)
+                fits = end + 1 <= self.max_size and self.max_lines >= 1
+                if line is not None and known is not None and line in known and fits:
+                    del buffer[: end + 1]
+                    return known[line]
                 code = _CODES.get(bytes(buffer[:3]))
                 if code is not None:
                     if end + 1 > self.max_size or self.max_lines < 1:
@@ -81,7 +103,12 @@ class ReplyParser:
                     stop = end - 1 if buffer[end - 1] == 0x0D else end
                     text = buffer[4:stop].decode("utf-8", errors="replace")
                     del buffer[: end + 1]
-                    return self._reply(code, [text], command)
+                    reply = self._reply(code, [text], command)
+                    if line is not None:
+                        if known is None or len(known) >= _CACHED_REPLIES:
+                            known = self._replies[command] = {}
+                        known[line] = reply
+                    return reply
             raw = bytes(buffer[:end])
             del buffer[: end + 1]
             # A bare LF as line end is tolerated on input (robustness principle), CR is dropped.
