@@ -297,9 +297,17 @@ def _classify(cls: type[EmailMessage]) -> bool | str:
 
 
 def _token(value: object, what: str) -> str:
+    if type(value) is str and value in _TOKENS:  # "plain", "html", "mixed", …: checked once
+        return value
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
         raise Fallback(f"{what} is not a plain MIME token")
+    if len(_TOKENS) < 256:
+        _TOKENS.add(value)
     return value
+
+
+_TOKENS: set[str] = set()
+_MIME_TYPES: dict[str, tuple[str, str]] = {}
 
 
 def _leaf(fields: list[str], body: bytes) -> bytes:
@@ -307,6 +315,8 @@ def _leaf(fields: list[str], body: bytes) -> bytes:
 
 
 def _mime_type(mimetype: object, what: str) -> tuple[str, str]:
+    if type(mimetype) is str and (known := _MIME_TYPES.get(mimetype)) is not None:
+        return known  # checked once
     if not isinstance(mimetype, str):
         raise Fallback(f"{what} MIME type is not a string")
     basetype, _, subtype = mimetype.partition("/")
@@ -314,6 +324,8 @@ def _mime_type(mimetype: object, what: str) -> tuple[str, str]:
     _token(subtype, f"{what} MIME subtype")
     if basetype.lower() in ("message", "multipart"):
         raise Fallback(f"a {basetype.lower()}/* {what}")
+    if type(mimetype) is str and len(_MIME_TYPES) < 256:
+        _MIME_TYPES[mimetype] = (basetype, subtype)
     return basetype, subtype
 
 

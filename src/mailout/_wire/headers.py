@@ -198,6 +198,11 @@ def _mailbox(address: Address, utf8: bool) -> tuple[str, ...]:
 
 def address_field(name: str, addresses: Sequence[Address], utf8: bool) -> str:
     """From, To, Cc, Reply-To: mailboxes separated by commas, folded between words."""
+    if len(addresses) == 1:
+        # The usual one mailbox on one line: what fold() writes when nothing needs folding.
+        line = f"{name}: {' '.join(_mailbox(addresses[0], utf8))}"
+        if _octets(line) <= FOLD_AT:
+            return line
     segments: list[Segment] = []
     last = len(addresses) - 1
     for index, address in enumerate(addresses):

@@ -57,6 +57,10 @@ class State(enum.Enum):
     BDAT = "inside a BDAT transfer"
     CLOSED = "closed"
 
+    # Members are singletons: identity hashes them in C (Enum's own __hash__ is Python code,
+    # and the state table is looked up for every command sent).
+    __hash__ = object.__hash__
+
 
 S = State
 _ANYTIME: dict[str, State] = {"QUIT": S.CLOSED}
