@@ -93,7 +93,11 @@ def quoted_printable(data: bytes) -> bytes:
     if not long_lines:
         return data
     for index in long_lines:
-        lines[index] = _soft_breaks(lines[index])
+        line = lines[index]
+        if len(line) <= 2 * _QP_LINE - 1 and line[74] != 0x3D and line[73] != 0x3D:
+            lines[index] = line[:75] + b"=\r\n" + line[75:]  # the usual one soft break
+        else:
+            lines[index] = _soft_breaks(line)
     return b"\r\n".join(lines)
 
 
