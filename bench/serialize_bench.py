@@ -3,15 +3,19 @@
     .venv/bin/python bench/serialize_bench.py            # re-runs itself in bench/.venv if
     bench/.venv/bin/python bench/serialize_bench.py      # Django is only installed there
 
-Three scenarios, each timed as "build the message object, then turn it into bytes":
+Five scenarios, each timed as "build the message object, then turn it into bytes":
 (a) a text (~2 KB) + HTML (~2.5 KB) message; (b) the same plus a 50 KB PDF attachment;
-(c) the same 50 KB attachment (the same bytes object) sent to many recipients, one message each.
+(c) the same 50 KB attachment (the same bytes object) sent to many recipients, one message each;
+(d) and (e): the shipping notice of ``bench/workloads.py`` (the message of smtp_bench.py and
+cpu_budget.py, whose text and HTML have lines over 78 characters: quoted-printable), alone and
+with a distinct 50 KB PDF each (issue 12's build targets).
 Results go to the README; nothing here is asserted in tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import random
@@ -19,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BENCH_PYTHON = HERE / ".venv" / "bin" / "python"
@@ -57,6 +62,31 @@ def _mailout(fast: bool) -> Callable[[str, bytes | None], bytes]:
     return build
 
 
+def _notice(how: str) -> Callable[[str, bytes | None], bytes]:
+    """The shipping notice of bench/workloads.py (message n from the recipient's name), built
+    and serialised by Django, mailout's stdlib path or its fast path."""
+    sys.path.insert(0, str(HERE.parent))
+    from bench.workloads import django_message, mailout_message, make_spec
+    from mailout import wire
+    from mailout.wireform import serialize
+
+    specs: dict[int, Any] = {}  # the texts are made once, outside the timed region
+
+    def build(to: str, attachment: bytes | None) -> bytes:
+        n = int(to.removeprefix("user").partition("@")[0])
+        spec = specs.get(n) or specs.setdefault(n, make_spec(n, None))
+        if attachment is not None:
+            spec = dataclasses.replace(
+                spec, attachment=(f"invoice-{n}.pdf", attachment, "application/pdf")
+            )
+        if how == "django":
+            return django_message(spec).message().as_bytes()  # type: ignore[no-any-return]
+        message = mailout_message(spec)
+        return wire.render(message) if how == "fast" else serialize(message.message())
+
+    return build
+
+
 def _django() -> Callable[[str, bytes | None], bytes] | None:
     try:
         import django
@@ -79,7 +109,7 @@ def _django() -> Callable[[str, bytes | None], bytes] | None:
 
 
 def _time(func: Callable[[str, bytes | None], bytes], shared: bool, attach: bool, n: int) -> float:
-    """Best of 5 runs, in µs per message."""
+    """Best of 5 runs, in µs per message (the first run also warms up)."""
     contents = [i.to_bytes(4, "big") + PDF[4:] for i in range(n)] if attach and not shared else []
     best = float("inf")
     for _ in range(5):
@@ -106,17 +136,21 @@ def main() -> None:
     from mailout import wire
 
     runners = {"mailout stdlib path": _mailout(False), "mailout fast path": _mailout(True)}
+    notices = {"mailout stdlib path": _notice("stdlib"), "mailout fast path": _notice("fast")}
     if django_build is not None:
         runners = {"Django": django_build, **runners}
+        notices = {"Django": _notice("django"), **notices}
     scenarios = {
-        "(a) text + HTML": (False, False),
-        "(b) + 50 KB attachment": (True, False),
-        "(c) same 50 KB attachment, many recipients": (True, True),
+        "(a) text + HTML": (False, False, runners),
+        "(b) + 50 KB attachment": (True, False, runners),
+        "(c) same 50 KB attachment, many recipients": (True, True, runners),
+        "(d) shipping notice, text + HTML (QP)": (False, False, notices),
+        "(e) shipping notice + 50 KB attachment": (True, False, notices),
     }
     results: dict[str, dict[str, float]] = {}
-    for scenario, (attach, shared) in scenarios.items():
+    for scenario, (attach, shared, chosen) in scenarios.items():
         results[scenario] = {
-            name: _time(run, shared, attach, args.n) for name, run in runners.items()
+            name: _time(run, shared, attach, args.n) for name, run in chosen.items()
         }
     cols = list(runners)
     head = "| scenario | " + " | ".join(f"{c} (µs/msg)" for c in cols)

@@ -27,25 +27,33 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from email.headerregistry import HeaderRegistry
-from email.message import Message
 from typing import Any, Final
 
 from mailout._canonical import canonical
-from mailout._wire.body import AttachmentCache, base64_body, text_body
+from mailout._wire.body import text_body
 from mailout._wire.headers import (
     Fallback,
     address_field,
-    disposition_field,
     message_id_field,
     type_field,
     unstructured_field,
 )
 from mailout._wire.ids import boundaries, date, message_id
+from mailout._wire.parts import (
+    Leaf,
+    attachment_cache,
+    attachment_plan,
+    encodable,
+    encode,
+    leaf,
+    leaf_plan,
+    multipart_body,
+    token,
+)
 from mailout.address import (
     Address,
     check_header_name,
@@ -59,7 +67,6 @@ from mailout.message import (
     EmailMessage,
     EmailMultiAlternatives,
     _header_text,
-    leaf_content,
     local_zone,
     refuse_bcc_header,
 )
@@ -78,8 +85,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CHARSETS: Final = frozenset({"utf-8", "us-ascii"})
-# RFC 2045 §5.1 tokens, restricted to characters no parser treats specially.
-_TOKEN: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]+")
 # Every field the standard library parses (and may rewrite) is structured; Subject is not, and
 # a plain Message-ID is written as given.
 _STRUCTURED: Final = frozenset(HeaderRegistry().registry) - {"subject", "message-id"}
@@ -116,7 +121,6 @@ class WireStats:
 
 
 stats = WireStats()
-attachment_cache = AttachmentCache()
 
 
 def render(
@@ -296,139 +300,6 @@ def _classify(cls: type[EmailMessage]) -> bool | str:
     return "_alternative_parts() overridden"
 
 
-def _token(value: object, what: str) -> str:
-    if type(value) is str and value in _TOKENS:  # "plain", "html", "mixed", …: checked once
-        return value
-    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
-        raise Fallback(f"{what} is not a plain MIME token")
-    if len(_TOKENS) < 256:
-        _TOKENS.add(value)
-    return value
-
-
-_TOKENS: set[str] = set()
-_MIME_TYPES: dict[str, tuple[str, str]] = {}
-
-
-def _leaf(fields: list[str], body: bytes) -> bytes:
-    return ("\r\n".join(fields) + "\r\n\r\n").encode("ascii") + body
-
-
-def _mime_type(mimetype: object, what: str) -> tuple[str, str]:
-    if type(mimetype) is str and (known := _MIME_TYPES.get(mimetype)) is not None:
-        return known  # checked once
-    if not isinstance(mimetype, str):
-        raise Fallback(f"{what} MIME type is not a string")
-    basetype, _, subtype = mimetype.partition("/")
-    _token(basetype, f"{what} MIME type")
-    _token(subtype, f"{what} MIME subtype")
-    if basetype.lower() in ("message", "multipart"):
-        raise Fallback(f"a {basetype.lower()}/* {what}")
-    if type(mimetype) is str and len(_MIME_TYPES) < 256:
-        _MIME_TYPES[mimetype] = (basetype, subtype)
-    return basetype, subtype
-
-
-def _encodable(text: str, charset: str) -> str:
-    """``text``, once it is known to encode in ``charset`` (a lone surrogate does not)."""
-    if not text.isascii():
-        text.encode(charset)
-    return text
-
-
-# A leaf part to encode: (content, text subtype or MIME type of bytes, Content-Disposition or
-# None, and when the encoded part may be cached: the content given and the cache key).
-_CacheKey = tuple[object, tuple[object, ...]]
-_Leaf = tuple[str | bytes, str, str | None, _CacheKey | None]
-
-
-def _leaf_plan(
-    content: object,
-    mimetype: object,
-    charset: str,
-    what: str,
-    *,
-    encoding: str,
-    disposition: str | None = None,
-) -> _Leaf:
-    """Django's str/bytes rule for a leaf part (``message.leaf_content``), checked; str given
-    for a type that is not text is encoded with ``encoding``."""
-    basetype, subtype = _mime_type(mimetype, what)
-    if not isinstance(content, str | bytes):
-        raise Fallback(f"{what} content that is neither str nor bytes")
-    data, mimetype = leaf_content(content, f"{basetype}/{subtype}", encoding, what)
-    # The Content-Type is written when finishing; anything it refuses is refused now.
-    if isinstance(data, str):
-        type_field(f"text/{subtype}", charset)
-        return _encodable(data, charset), subtype, disposition, None
-    type_field(mimetype)
-    return data, mimetype, disposition, None
-
-
-def _attachment_plan(attachment: object, charset: str) -> _Leaf:
-    if isinstance(attachment, Message):
-        raise Fallback("a MIME part in attachments")
-    if not isinstance(attachment, tuple) or len(attachment) != 3:
-        raise Fallback("an attachment that is not (filename, content, mimetype)")
-    filename, content, mimetype = attachment
-    if filename is not None and not isinstance(filename, str):
-        raise Fallback("an attachment file name that is not a string")
-    if filename:
-        check_header_value("attachment filename", filename)
-    leaf = _leaf_plan(
-        content,
-        mimetype,
-        charset,
-        "attachment",
-        encoding="utf-8",
-        disposition=disposition_field(filename or None),
-    )
-    if len(attachment[1]) < attachment_cache.min_size:
-        return leaf
-    return (*leaf[:3], (attachment[1], (mimetype, filename, charset)))
-
-
-def _encode(leaf: _Leaf, charset: str, raw: list[bytes]) -> bytes:
-    content, kind, disposition, cached = leaf
-    if cached is not None:
-        original, key = cached
-        hit = attachment_cache.get(original, *key)
-        if hit is not None:
-            part, is_raw = hit
-            if is_raw:
-                raw.append(part)
-            return part
-    before = len(raw)
-    if isinstance(content, str):
-        cte, body = text_body(content, charset)
-        fields = [type_field(f"text/{kind}", charset), f"Content-Transfer-Encoding: {cte}"]
-        if cte in ("7bit", "8bit"):
-            raw.append(body)  # may hold anything, so the boundaries are checked against it
-    else:
-        fields = [type_field(kind), "Content-Transfer-Encoding: base64"]
-        body = base64_body(content)
-    if disposition is not None:
-        fields.append(disposition)
-    part = _leaf(fields, body)
-    if cached is not None:
-        attachment_cache.put(cached[0], cached[1], (part, len(raw) > before))
-    return part
-
-
-def _multipart_body(parts: list[bytes], boundary: str) -> bytes:
-    delimiter = b"--" + boundary.encode()
-    return b"".join(
-        (
-            delimiter,
-            b"\r\n",
-            (b"\r\n" + delimiter + b"\r\n").join(parts),
-            b"\r\n",
-            delimiter,
-            b"--\r\n",
-        )
-    )
-
-
 def _address_list(values: object, field: str) -> list[Address]:
     if not isinstance(values, list | tuple):
         return parse_address_list(values, field=field)  # raises the slow path's error
@@ -444,9 +315,9 @@ class _Plan:
     charset: str
     body: str
     subtype: str
-    alternatives: list[_Leaf]
+    alternatives: list[Leaf]
     alternative_subtype: str
-    attachments: list[_Leaf]
+    attachments: list[Leaf]
     mixed_subtype: str
     utf8: bool
 
@@ -457,24 +328,24 @@ def _prepare(message: EmailMessage, context: Context, utf8: bool | None = None) 
     charset = message.encoding or context.charset
     if not isinstance(charset, str) or charset not in _CHARSETS:
         raise Fallback(f"charset {charset!r}")
-    alternatives: list[_Leaf] = []
+    alternatives: list[Leaf] = []
     alternative_subtype = "alternative"
     if has_alternatives:
         alternatives_of: Any = message
         alternatives = [
-            _leaf_plan(content, mimetype, charset, "alternative", encoding=charset)
+            leaf_plan(content, mimetype, charset, "alternative", encoding=charset)
             for content, mimetype in alternatives_of.alternatives
         ]
         if alternatives:
-            alternative_subtype = _token(
+            alternative_subtype = token(
                 getattr(message, "alternative_subtype", "alternative"), "alternative_subtype"
             )
     body = lazy_text(message.body)
     if not isinstance(body, str):
         raise Fallback("body is not a string")
-    subtype = _token(message.content_subtype, "content_subtype")
-    attachments = [_attachment_plan(a, charset) for a in message.attachments]
-    mixed_subtype = _token(message.mixed_subtype, "mixed_subtype") if attachments else "mixed"
+    subtype = token(message.content_subtype, "content_subtype")
+    attachments = [attachment_plan(a, charset) for a in message.attachments]
+    mixed_subtype = token(message.mixed_subtype, "mixed_subtype") if attachments else "mixed"
     # Every address parsed once, under its field's name, in the order _set_headers checks them.
     extra = _extra_headers(message)
     subject = lazy_text(message.subject)
@@ -516,7 +387,7 @@ def _prepare(message: EmailMessage, context: Context, utf8: bool | None = None) 
         message,
         fields,
         charset,
-        _encodable(body, charset),
+        encodable(body, charset),
         subtype,
         alternatives,
         alternative_subtype,
@@ -540,8 +411,8 @@ def _extra_headers(message: EmailMessage) -> dict[str, tuple[str, str]]:
 def _finish(plan: _Plan, seed: int | None) -> bytes:
     charset = plan.charset
     raw: list[bytes] = []
-    alternatives = [_encode(leaf, charset, raw) for leaf in plan.alternatives]
-    attachments = [_encode(leaf, charset, raw) for leaf in plan.attachments]
+    alternatives = [encode(leaf, charset, raw) for leaf in plan.alternatives]
+    attachments = [encode(leaf, charset, raw) for leaf in plan.attachments]
     if not alternatives and not attachments:
         cte, payload = text_body(plan.body, charset)
         top = [
@@ -553,15 +424,15 @@ def _finish(plan: _Plan, seed: int | None) -> bytes:
     else:
         # Django 6.1: an empty body next to alternatives or attachments is left out.
         body = (plan.body, plan.subtype, None, None)
-        parts = [_encode(body, charset, raw)] if plan.body else []
+        parts = [encode(body, charset, raw)] if plan.body else []
         outer, inner = boundaries(raw, seed)
         if alternatives:
             content_type = type_field(f"multipart/{plan.alternative_subtype}", boundary=inner)
-            payload = _multipart_body([*parts, *alternatives], inner)
-            parts = [_leaf([content_type], payload)]
+            payload = multipart_body([*parts, *alternatives], inner)
+            parts = [leaf([content_type], payload)]
         if attachments:
             content_type = type_field(f"multipart/{plan.mixed_subtype}", boundary=outer)
-            payload = _multipart_body([*parts, *attachments], outer)
+            payload = multipart_body([*parts, *attachments], outer)
         top = ["MIME-Version: 1.0", content_type, *plan.fields]
     head = ("\r\n".join(top) + "\r\n\r\n").encode("utf-8" if plan.utf8 else "ascii")
     check_head(head, len(top))

@@ -153,7 +153,7 @@ def test_big_batch_is_checked_whole_then_sent_in_slices(
     smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # So that a small batch spans slices, and the encoding waits for the network.
-    monkeypatch.setattr("mailout.backends.smtp.SLICE", 10)
+    monkeypatch.setattr("mailout.backends._batch.SLICE", 10)
     monkeypatch.setattr("mailout.smtp.pool.MAX_AHEAD", 10)
     backend = EmailBackend(host=smtp_server.host, port=smtp_server.port)
     batch = [message(subject=f"m{i}") for i in range(25)]

@@ -14,18 +14,19 @@ import functools
 import logging
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from email.headerregistry import Address as StdAddress
 from typing import TYPE_CHECKING, Any
 
 from mailout.address import parse_address
+from mailout.backends._batch import Batch, Flag, Later, with_8bit
 from mailout.backends.base import BaseEmailBackend
 from mailout.conf import DEFAULTS, settings
 from mailout.exceptions import ImproperlyConfigured, InvalidAddressError, InvalidMailer, SMTPError
 from mailout.smtp import DATA_DONE_TIMEOUT, AsyncSMTPClient, Envelope, SMTPClient
 from mailout.smtp.pool import AsyncSMTPPool, Outcome, PoolOptions, SMTPPool
 from mailout.utils import DNS_NAME
-from mailout.wire import Context, Prepared, check, prepare, render
+from mailout.wire import Context, check, prepare, render
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
@@ -36,14 +37,11 @@ log = logging.getLogger("mailout.smtp")
 
 # A batch of any size is checked whole first (``wire.prepare``: every address parsed, every
 # header field written), then its bodies are encoded and handed to the pool a slice at a time
-# while the pool's connections send what came before; memory holds the slices in flight
-# (at most pool.MAX_AHEAD messages), not a second copy of every message.
-SLICE = 50
+# (``_batch.SLICE``) while the pool's connections send what came before; memory holds the
+# slices in flight (at most pool.MAX_AHEAD messages), not a second copy of every message.
 # With a subclass's own steps (_envelope, _serialize, _check): the messages rendered before
 # anything is sent (rendering checks them; the rest are checked with _check).
 CHUNK = 1000
-
-Item = tuple[Envelope, bytes]
 
 
 class EmailBackend(BaseEmailBackend):
@@ -127,7 +125,7 @@ class EmailBackend(BaseEmailBackend):
         self.aconnection: AsyncSMTPPool | None = None
         self.results: list[Outcome] = []
         self._lock = threading.RLock()
-        self._deferred = _Flag()  # open() from send_messages(): connect in the pool's workers
+        self._deferred = Flag()  # open() from send_messages(): connect in the pool's workers
 
     def __repr__(self) -> str:  # never the password
         return f"<smtp.EmailBackend {self.host}:{self.port} user={self.username or None!r}>"
@@ -280,7 +278,7 @@ class EmailBackend(BaseEmailBackend):
 
     # -- from messages to (envelope, bytes) -------------------------------------------------
 
-    def _prepare_batch(self, messages: Sequence[EmailMessage]) -> _Batch:
+    def _prepare_batch(self, messages: Sequence[EmailMessage]) -> Batch:
         """Before anything is sent (or connected): every message checked, with its envelope.
 
         Bad input in any message of a batch sends none of it. mailout's own steps check a
@@ -292,23 +290,23 @@ class EmailBackend(BaseEmailBackend):
         cls = type(self)
         if (cls._envelope, cls._serialize, cls._check) == _OWN_STEPS:
             context = Context.read()
-            return _Batch([prepare(message, context) for message in messages])
+            return Batch([prepare(message, context) for message in messages])
         envelopes = [self._envelope(message) for message in messages]
         first = self._render(messages[:CHUNK], envelopes)
         for message in messages[CHUNK:]:
             self._check(message)
         rest = [
-            _Later(self, message, envelope)
+            Later(self._serialize, message, envelope)
             for message, envelope in zip(messages[CHUNK:], envelopes[CHUNK:], strict=True)
         ]
-        return _Batch([*first, *rest])
+        return Batch([*first, *rest])
 
     def _render(
         self, messages: Sequence[EmailMessage], envelopes: Sequence[Envelope]
     ) -> list[tuple[Envelope, bytes]]:
         """The bytes of checked messages, each with its envelope (a subclass's own steps)."""
         return [
-            _with_8bit(e, self._serialize(m, e)) for m, e in zip(messages, envelopes, strict=False)
+            with_8bit(e, self._serialize(m, e)) for m, e in zip(messages, envelopes, strict=False)
         ]
 
     # The three steps a subclass may replace (mailout.django's backend does, for Django's
@@ -348,74 +346,6 @@ def _unicode(domain: str) -> str:
         return domain.encode("ascii").decode("idna")
     except UnicodeError:
         return domain
-
-
-class _Flag(threading.local):
-    """True in the thread inside ``with flag:`` (send_messages() calling open())."""
-
-    active = False
-
-    def __enter__(self) -> None:
-        self.active = True
-
-    def __exit__(self, *exc: object) -> None:
-        self.active = False
-
-
-def _with_8bit(envelope: Envelope, data: bytes) -> Item:
-    """RFC 6152: 8-bit content travels with BODY=8BITMIME."""
-    if data.isascii():
-        return envelope, data
-    return Envelope._checked(envelope.sender, envelope.recipients, envelope.smtputf8, True), data
-
-
-class _Later:
-    """A message checked by a subclass's ``_check``, rendered by its ``_serialize`` when sent."""
-
-    __slots__ = ("backend", "envelope", "message")
-
-    def __init__(self, backend: EmailBackend, message: EmailMessage, envelope: Envelope) -> None:
-        self.backend, self.message, self.envelope = backend, message, envelope
-
-    def item(self) -> Item:
-        return _with_8bit(self.envelope, self.backend._serialize(self.message, self.envelope))
-
-
-class _Batch:
-    """A checked batch: what ``wire.prepare`` made of each message, or a subclass's own
-    (envelope, bytes) and ``_Later`` items; encoded a slice at a time as the pool sends."""
-
-    def __init__(self, entries: list[Prepared | Item | _Later]) -> None:
-        self.entries: list[Prepared | Item | _Later | None] = list(entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def items(self, start: int, stop: int) -> list[Item]:
-        items: list[Item] = []
-        for index in range(start, min(stop, len(self.entries))):
-            entry = self.entries[index]
-            # Encoded now: the batch need not hold it (nor its header fields) any longer.
-            self.entries[index] = None
-            if isinstance(entry, Prepared):
-                data = entry.finish()
-                envelope = Envelope._checked(
-                    entry.sender, entry.recipients, entry.smtputf8, not data.isascii()
-                )
-                items.append((envelope, data))
-            elif isinstance(entry, _Later):
-                items.append(entry.item())
-            elif entry is not None:
-                items.append(entry)
-        return items
-
-    def slices(self) -> Iterator[list[Item]]:
-        for start in range(0, len(self.entries), SLICE):
-            yield self.items(start, start + SLICE)
-
-    async def aslices(self) -> AsyncIterator[list[Item]]:
-        for start in range(0, len(self.entries), SLICE):
-            yield await asyncio.to_thread(self.items, start, start + SLICE)
 
 
 def envelope_of(message: EmailMessage) -> Envelope:

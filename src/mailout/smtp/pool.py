@@ -14,26 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from mailout.exceptions import ImproperlyConfigured, SMTPConnectError, SMTPError, SMTPTimeoutError
+from mailout.exceptions import ImproperlyConfigured, SMTPConnectError, SMTPError
 from mailout.smtp._async.client import AsyncSMTPClient
-from mailout.smtp._models import Envelope, SendResult
 from mailout.smtp._sync.client import SMTPClient
+from mailout.smtp._work import Item, Outcome, Work
 
 __all__ = ["AsyncSMTPPool", "Outcome", "PoolOptions", "SMTPPool"]
-
-Item = tuple[Envelope, bytes]
-Outcome = SendResult | SMTPError
-# Errors after which the connection is gone and messages that did not leave whole may be sent
-# again. DeliveryUnknownError is not one of them: that message did leave whole.
-_CONNECTION_LOST = (SMTPConnectError, SMTPTimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,131 +57,6 @@ class _Slot(Generic[ClientT]):
 
     def worn(self, options: PoolOptions) -> bool:
         return self.sent >= options.max_messages or time.monotonic() - self.born > options.max_age
-
-
-class _Work:
-    """The shared to-do list of one send: indices still to send, and their results.
-
-    Items may arrive while the workers send (``feed``, then ``close``): a caller that encodes
-    messages hands them over a batch at a time, so encoding overlaps with the network, and the
-    workers connect while the first batch is still being encoded.
-    """
-
-    def __init__(
-        self, count: int, options: PoolOptions, items: Sequence[Item] = (), max_ahead: int = 0
-    ) -> None:
-        self.count = count
-        # A worker waits for a whole batch while items are coming, or for as many as the feeder
-        # may queue ahead, whichever is less (it would wait for it otherwise).
-        self.batch = min(options.batch_size, max_ahead or options.batch_size)
-        self.items: list[Item] = list(items)
-        self.options = options
-        self.todo: deque[int] = deque(range(len(self.items)))
-        self.results: list[Outcome | None] = [None] * count
-        self.attempts = [0] * count
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)  # for threads (SMTPPool)
-        self.event: asyncio.Event | None = None  # for tasks (AsyncSMTPPool), set on a change
-        self.feeding = len(self.items) < count
-        self.active = self.workers()
-        self.error: SMTPError | None = None  # why the last worker could not connect
-
-    def workers(self) -> int:
-        return max(1, min(self.options.size, math.ceil(self.count / self.options.batch_size)))
-
-    def _changed(self) -> None:  # with the lock held
-        self.changed.notify_all()
-        if self.event is not None:
-            self.event.set()
-
-    def feed(self, items: Sequence[Item]) -> None:
-        """More items to send, in order; waits while too many are queued and unsent, so that
-        the caller's encoding stays at most ``max_ahead`` messages ahead of the network."""
-        with self.lock:
-            start = len(self.items)
-            self.items.extend(items)
-            self.todo.extend(range(start, len(self.items)))
-            self.feeding = len(self.items) < self.count
-            self._changed()
-
-    def ahead(self) -> int:
-        """Items handed over and not taken yet (0 if no worker is left to take them)."""
-        with self.lock:
-            return len(self.todo) if self.active else 0
-
-    def wait_for_room(self, limit: int) -> None:
-        with self.lock:
-            while self.active and len(self.todo) > limit:
-                self.changed.wait()
-
-    def close(self) -> None:
-        """No more items will come (all of them, or the caller gave up)."""
-        with self.lock:
-            self.feeding = False
-            self._changed()
-
-    def ready(self) -> bool:
-        """A batch can be taken now: a whole one, or the last items."""
-        return len(self.todo) >= self.batch or (bool(self.todo) and not self.feeding)
-
-    def done(self) -> bool:
-        return not self.todo and not self.feeding
-
-    def cannot_connect(self, batch: list[int], error: SMTPError) -> None:
-        """A worker could not connect: leave its batch to the others, or fail if none is left."""
-        with self.lock:
-            self.active -= 1
-            self.error = error
-            self.todo.extendleft(reversed(batch))
-            if self.active == 0:
-                while self.todo:
-                    self.results[self.todo.popleft()] = error
-            self._changed()
-
-    def take(self) -> list[int]:
-        """The next batch, waiting (in a thread) while more items are coming."""
-        with self.lock:
-            while not self.ready() and not self.done():
-                self.changed.wait()
-            return self._take()
-
-    def take_now(self) -> list[int]:
-        with self.lock:
-            return self._take() if self.ready() or self.done() else []
-
-    def _take(self) -> list[int]:
-        count = min(self.options.batch_size, len(self.todo))
-        batch = [self.todo.popleft() for _ in range(count)]
-        if batch:
-            self._changed()  # room for the feeder
-        return batch
-
-    def record(self, batch: list[int], outcomes: Sequence[Outcome]) -> bool:
-        """Store outcomes; put back those whose connection was lost. True if it was lost."""
-        retry: list[int] = []
-        lost = False
-        with self.lock:
-            for index, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, _CONNECTION_LOST):
-                    lost = True
-                    self.attempts[index] += 1
-                    if self.attempts[index] <= self.options.retries:
-                        retry.append(index)
-                        continue
-                self.results[index] = outcome
-            self.todo.extendleft(reversed(retry))  # resent first, in their original order
-            if retry:
-                self._changed()
-        return lost
-
-    def fail_rest(self, error: SMTPError) -> None:
-        with self.lock:
-            while self.todo:
-                self.results[self.todo.popleft()] = error
-
-    def outcomes(self) -> list[Outcome]:
-        missing = self.error or SMTPConnectError("message not sent")
-        return [r if r is not None else missing for r in self.results]
 
 
 # Messages encoded ahead of the network at most, when items are fed while sending.
@@ -241,7 +108,7 @@ class SMTPPool:
     def send_many(self, items: Sequence[Item]) -> list[Outcome]:
         if not items:
             return []
-        work = _Work(len(items), self.options, items)
+        work = Work(len(items), self.options, items)
         workers = work.workers()
         if workers == 1:
             self._worker(work)
@@ -259,7 +126,7 @@ class SMTPPool:
         """
         if not count:
             return []
-        work = _Work(count, self.options, max_ahead=MAX_AHEAD)
+        work = Work(count, self.options, max_ahead=MAX_AHEAD)
         threads = self._start(work, work.workers())
         try:
             for batch in batches:
@@ -278,7 +145,7 @@ class SMTPPool:
         work.fail_rest(SMTPConnectError("no connection could be made to send these"))
         return work.outcomes()
 
-    def _start(self, work: _Work, workers: int) -> list[threading.Thread]:
+    def _start(self, work: Work, workers: int) -> list[threading.Thread]:
         threads = [
             threading.Thread(target=self._worker, args=(work,), name=f"mailout-smtp-{n}")
             for n in range(workers)
@@ -287,11 +154,11 @@ class SMTPPool:
             thread.start()
         return threads
 
-    def _run(self, work: _Work, workers: int) -> None:
+    def _run(self, work: Work, workers: int) -> None:
         for thread in self._start(work, workers):
             thread.join()
 
-    def _worker(self, work: _Work) -> None:
+    def _worker(self, work: Work) -> None:
         slot: _Slot[SMTPClient] | None = None
         try:
             # Connect at once, whatever the other workers do: the connections are made side by
@@ -368,7 +235,7 @@ class AsyncSMTPPool:
     async def send_many(self, items: Sequence[Item]) -> list[Outcome]:
         if not items:
             return []
-        work = _Work(len(items), self.options, items)
+        work = Work(len(items), self.options, items)
         await asyncio.gather(*(self._worker(work) for _ in range(work.workers())))
         work.fail_rest(SMTPConnectError("no connection could be made to send these"))
         return work.outcomes()
@@ -380,7 +247,7 @@ class AsyncSMTPPool:
         produces the items (encoding them in a thread, say)."""
         if not count:
             return []
-        work = _Work(count, self.options, max_ahead=MAX_AHEAD)
+        work = Work(count, self.options, max_ahead=MAX_AHEAD)
         work.event = asyncio.Event()
         workers = [asyncio.ensure_future(self._worker(work)) for _ in range(work.workers())]
         try:
@@ -397,14 +264,14 @@ class AsyncSMTPPool:
         work.fail_rest(SMTPConnectError("no connection could be made to send these"))
         return work.outcomes()
 
-    async def _take(self, work: _Work) -> list[int]:
+    async def _take(self, work: Work) -> list[int]:
         while not (batch := work.take_now()) and not work.done():
             assert work.event is not None
             work.event.clear()
             await work.event.wait()
         return batch
 
-    async def _worker(self, work: _Work) -> None:
+    async def _worker(self, work: Work) -> None:
         slot: _Slot[AsyncSMTPClient] | None = None
         try:
             try:  # at once, side by side: see SMTPPool._worker
