@@ -153,7 +153,11 @@ class Connection:
 
     def send_bdat(self, chunk: bytes, *, last: bool) -> bytes:
         """``BDAT len(chunk) [LAST]`` followed by the chunk itself (RFC 3030 §2)."""
-        return self._send(Bdat(len(chunk), last)) + chunk
+        return b"".join(self.bdat_pieces(chunk, last=last))
+
+    def bdat_pieces(self, chunk: bytes, *, last: bool) -> tuple[bytes, bytes]:
+        """``send_bdat()`` as (command line, chunk), for a caller that joins many at once."""
+        return self._send(Bdat(len(chunk), last)), chunk
 
     def _send(self, command: Command) -> bytes:
         kind = command.kind
