@@ -413,8 +413,10 @@ def _finish(plan: _Plan, seed: int | None) -> bytes:
     raw: list[bytes] = []
     alternatives = [encode(leaf, charset, raw) for leaf in plan.alternatives]
     attachments = [encode(leaf, charset, raw) for leaf in plan.attachments]
+    payload: list[bytes]
     if not alternatives and not attachments:
-        cte, payload = text_body(plan.body, charset)
+        cte, body_bytes = text_body(plan.body, charset)
+        payload = [body_bytes]
         top = [
             type_field(f"text/{plan.subtype}", charset),
             f"Content-Transfer-Encoding: {cte}",
@@ -429,7 +431,7 @@ def _finish(plan: _Plan, seed: int | None) -> bytes:
         if alternatives:
             content_type = type_field(f"multipart/{plan.alternative_subtype}", boundary=inner)
             payload = multipart_body([*parts, *alternatives], inner)
-            parts = [leaf([content_type], payload)]
+            parts = [(leaf([content_type], b""), *payload)]
         if attachments:
             content_type = type_field(f"multipart/{plan.mixed_subtype}", boundary=outer)
             payload = multipart_body([*parts, *attachments], outer)
@@ -438,7 +440,7 @@ def _finish(plan: _Plan, seed: int | None) -> bytes:
     check_head(head, len(top))
     # Every body above is CRLF lines by construction, so the whole message is in SMTP's
     # canonical form: the client may send it without scanning it again.
-    return canonical(head + payload)
+    return canonical(b"".join([head, *payload]))
 
 
 def _render(message: EmailMessage, utf8: bool, seed: int | None) -> bytes:

@@ -46,3 +46,19 @@ def test_escapes_are_never_split_by_a_soft_break() -> None:
         assert cte == "quoted-printable"
         assert binascii.a2b_qp(body).decode() == text + "\r\n"
         assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+
+
+@given(_TEXTS)
+def test_every_text_body_decodes_to_the_canonical_text(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    try:
+        expected = _canonical(lines)[1].decode("utf-8")
+    except UnicodeDecodeError:  # a lone surrogate: not text that can be sent
+        return
+    cte, body = text_body(text, "utf-8")
+    decoded = {
+        "quoted-printable": binascii.a2b_qp,
+        "base64": binascii.a2b_base64,
+    }.get(cte, lambda b: b)(body)
+    assert decoded.decode("utf-8") == expected
+    assert all(len(line) <= 78 for line in body.split(b"\r\n"))

@@ -10,14 +10,18 @@ one, exactly as the standard library does under ``policy.SMTP``.
 from __future__ import annotations
 
 import binascii
+import re
 import threading
 from collections import OrderedDict
 from email import quoprimime
 from itertools import compress
 from typing import Final
 
+Pieces = tuple[bytes, ...]  # an encoded part, in pieces that are joined with the message
+
 __all__ = ["AttachmentCache", "base64_body", "quoted_printable", "text_body"]
 
+_BASE64_LINE: Final = re.compile(rb".{1,76}", re.DOTALL)  # RFC 2045 §6.8: 76 characters
 _MAX_LINE: Final = 78  # policy.default.max_line_length, which set_content measures against
 _SNIFF_LINES: Final = 10
 # RFC 2045 §6.7: quoted-printable lines are at most 76 characters; printable ASCII but "=",
@@ -40,7 +44,7 @@ def text_body(text: str, charset: str) -> tuple[str, bytes]:
         return ("7bit" if data.isascii() else "8bit"), canonical
     if _prefers_base64(lines[:_SNIFF_LINES]):
         return "base64", base64_body(canonical)
-    return "quoted-printable", quoted_printable(canonical)
+    return "quoted-printable", quoted_printable(canonical, lines)
 
 
 def _prefers_base64(sniff_lines: list[bytes]) -> bool:
@@ -64,9 +68,10 @@ def _prefers_base64(sniff_lines: list[bytes]) -> bool:
     return qp_size > base64_size
 
 
-def quoted_printable(data: bytes) -> bytes:
+def quoted_printable(data: bytes, lines: list[bytes] | None = None) -> bytes:
     """Quoted-printable (RFC 2045 §6.7) of ``data``, CRLF-terminated lines, in CRLF lines of at
-    most 76 characters.
+    most 76 characters; ``lines``, if given, are those of ``data`` (saves splitting it again
+    when nothing needs escaping).
 
     Done with C-speed bytes operations: each distinct byte that needs it is escaped with one
     ``replace`` ("=" first, since every escape adds one), white space before a line break is
@@ -81,12 +86,15 @@ def quoted_printable(data: bytes) -> bytes:
     for byte in unsafe:
         data = data.replace(_BYTES[byte], _ESCAPES[byte])
     # Rule 3: white space at the end of an encoded line is escaped (escaping the last one is
-    # enough: the others are then followed by "=").
-    if b" \r\n" in data:
+    # enough: the others are then followed by "="). A tab is looked for at memchr speed first.
+    trailing = b" \r\n" in data
+    if trailing:
         data = data.replace(b" \r\n", b"=20\r\n")
-    if b"\t\r\n" in data:
+    if b"\t" in data and b"\t\r\n" in data:
+        trailing = True
         data = data.replace(b"\t\r\n", b"=09\r\n")
-    lines = data.split(b"\r\n")
+    # Unchanged, the given lines are the encoded ones (and the empty one after the last CRLF).
+    lines = data.split(b"\r\n") if lines is None or unsafe or trailing else [*lines, b""]
     # Rule 5: soft line breaks ("=" at the end) keep encoded lines within 76. The long lines
     # are found at C speed (a Python loop over every line would cost more than the rest).
     long_lines = list(compress(range(len(lines)), map(_QP_LINE.__lt__, map(len, lines))))
@@ -120,8 +128,8 @@ def base64_body(data: bytes) -> bytes:
     encoded = binascii.b2a_base64(data, newline=False)
     if not encoded:
         return b""
-    lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
-    return b"\r\n".join(lines) + b"\r\n"
+    # The lines cut by one regular-expression scan: a fifth cheaper than slicing in a loop.
+    return b"\r\n".join(_BASE64_LINE.findall(encoded)) + b"\r\n"
 
 
 class AttachmentCache:
@@ -137,10 +145,10 @@ class AttachmentCache:
         self.min_size = min_size  # smaller parts are cheaper to encode than to look up
         self.hits = 0
         self.misses = 0
-        self._parts: OrderedDict[tuple[object, ...], tuple[object, bytes, bool]] = OrderedDict()
+        self._parts: OrderedDict[tuple[object, ...], tuple[object, Pieces, bool]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, content: object, *key: object) -> tuple[bytes, bool] | None:
+    def get(self, content: object, *key: object) -> tuple[Pieces, bool] | None:
         with self._lock:
             entry = self._parts.get((id(content), *key))
             if entry is None or entry[0] is not content:
@@ -150,7 +158,7 @@ class AttachmentCache:
             self.hits += 1
             return entry[1], entry[2]
 
-    def put(self, content: object, key: tuple[object, ...], part: tuple[bytes, bool]) -> None:
+    def put(self, content: object, key: tuple[object, ...], part: tuple[Pieces, bool]) -> None:
         with self._lock:
             self._parts[(id(content), *key)] = (content, *part)
             while len(self._parts) > self.maxsize:

@@ -11,7 +11,7 @@ import re
 from email.message import Message
 from typing import Final
 
-from mailout._wire.body import AttachmentCache, base64_body, text_body
+from mailout._wire.body import AttachmentCache, Pieces, base64_body, text_body
 from mailout._wire.headers import Fallback, disposition_field, type_field
 from mailout.address import check_header_value
 from mailout.message import leaf_content
@@ -127,9 +127,9 @@ def attachment_plan(attachment: object, charset: str) -> Leaf:
     return (*leaf[:3], (attachment[1], (mimetype, filename, charset)))
 
 
-def encode(planned: Leaf, charset: str, raw: list[bytes]) -> bytes:
-    """The encoded part (from the attachment cache when it was encoded before); a 7bit/8bit
-    body is added to ``raw``, for the boundaries to be checked against."""
+def encode(planned: Leaf, charset: str, raw: list[bytes]) -> Pieces:
+    """The encoded part as (header block, body), from the attachment cache when it was encoded
+    before; a 7bit/8bit body is added to ``raw``, for the boundaries to be checked against."""
     content, kind, disposition, cached = planned
     if cached is not None:
         original, key = cached
@@ -137,34 +137,35 @@ def encode(planned: Leaf, charset: str, raw: list[bytes]) -> bytes:
         if hit is not None:
             part, is_raw = hit
             if is_raw:
-                raw.append(part)
+                raw.append(part[-1])
             return part
-    before = len(raw)
+    is_raw = False
     if isinstance(content, str):
         cte, body = text_body(content, charset)
         fields = [type_field(f"text/{kind}", charset), f"Content-Transfer-Encoding: {cte}"]
         if cte in ("7bit", "8bit"):
             raw.append(body)  # may hold anything, so the boundaries are checked against it
+            is_raw = True
     else:
         fields = [type_field(kind), "Content-Transfer-Encoding: base64"]
         body = base64_body(content)
     if disposition is not None:
         fields.append(disposition)
-    part = leaf(fields, body)
+    part = (leaf(fields, b""), body)
     if cached is not None:
-        attachment_cache.put(cached[0], cached[1], (part, len(raw) > before))
+        attachment_cache.put(cached[0], cached[1], (part, is_raw))
     return part
 
 
-def multipart_body(parts: list[bytes], boundary: str) -> bytes:
+def multipart_body(parts: list[Pieces], boundary: str) -> list[bytes]:
+    """The body of a multipart holding ``parts`` (each given as pieces), as pieces too: the
+    message is joined once, at the end, not copied again at every level of nesting."""
     delimiter = b"--" + boundary.encode()
-    return b"".join(
-        (
-            delimiter,
-            b"\r\n",
-            (b"\r\n" + delimiter + b"\r\n").join(parts),
-            b"\r\n",
-            delimiter,
-            b"--\r\n",
-        )
-    )
+    between = b"\r\n" + delimiter + b"\r\n"
+    pieces = [delimiter, b"\r\n"]
+    for index, part in enumerate(parts):
+        if index:
+            pieces.append(between)
+        pieces += part
+    pieces += (b"\r\n", delimiter, b"--\r\n")
+    return pieces

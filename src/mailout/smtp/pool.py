@@ -188,10 +188,16 @@ class SMTPPool:
                 self._checkin(slot)
 
     def close(self) -> None:
+        """QUIT every idle connection, side by side: one round trip, not one each."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for slot in idle:
+        threads = [threading.Thread(target=_quietly_close, args=(slot,)) for slot in idle[1:]]
+        for thread in threads:
+            thread.start()
+        for slot in idle[:1]:
             _quietly_close(slot)
+        for thread in threads:
+            thread.join()
 
     @property
     def connections(self) -> int:
@@ -298,9 +304,9 @@ class AsyncSMTPPool:
                 await self._checkin(slot)
 
     async def aclose(self) -> None:
+        """QUIT every idle connection, side by side."""
         idle, self._idle = self._idle, []
-        for slot in idle:
-            await _aquietly_close(slot)
+        await asyncio.gather(*(_aquietly_close(slot) for slot in idle))
 
 
 def _quietly_close(slot: _Slot[SMTPClient]) -> None:
