@@ -164,3 +164,22 @@ def test_djangos_backend_paths_mean_mailouts_backends(name: str, tmp_path: Path)
     )
     backend = mailout.get_connection()
     assert type(backend).__module__ == f"mailout.backends.{name}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://u:p@h:2525?tls=starttls&timeout=5",
+        "smtps://u:p@h",
+        "submission://h",
+        "file:///tmp/mail",
+        "console:",
+        "locmem:",
+        "dummy:?timeout=1",
+    ],
+)
+def test_email_url_sets_only_the_settings_raw_looks_it_up_for(url: str) -> None:
+    # raw() skips the EMAIL_URL lookup for any other setting (it is read for every message).
+    from mailout import conf
+
+    assert set(parse_email_url(url)) <= conf._FROM_URL

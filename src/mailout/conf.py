@@ -60,6 +60,20 @@ DEFAULTS: Final[dict[str, Any]] = {
 }
 
 _MISSING: Final = object()
+# The settings EMAIL_URL can stand for (parse_email_url); the others never look it up.
+_FROM_URL: Final = frozenset(
+    {
+        "EMAIL_BACKEND",
+        "EMAIL_HOST",
+        "EMAIL_PORT",
+        "EMAIL_HOST_USER",
+        "EMAIL_HOST_PASSWORD",
+        "EMAIL_USE_TLS",
+        "EMAIL_USE_SSL",
+        "EMAIL_TIMEOUT",
+        "EMAIL_FILE_PATH",
+    }
+)
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
@@ -116,6 +130,8 @@ def raw(name: str) -> object:
     env = os.environ.get(name)
     if env is not None:
         return _from_env(name, env)
+    if name not in _FROM_URL:
+        return DEFAULTS[name]  # EMAIL_URL says nothing of it: no second lookup (per message)
     url = _from_source(source, "EMAIL_URL")
     if url is _MISSING:
         url = os.environ.get("EMAIL_URL", _MISSING)
