@@ -661,7 +661,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         server = make_server()
         try:
             if args.setup and isinstance(server, ReposSink):
-                cold, warm, close = setup_cost(server, scenarios[0], 5)
+                cold, warm, close = setup_cost(server, scenarios[0], 10)
                 setup = cold - warm - close
                 setups.append(
                     f"- {scenarios[0].name}, {server.delay_ms:g} ms: 300 messages with a closed "

@@ -9,7 +9,7 @@ from email import quoprimime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailout._wire.body import _prefers_base64, quoted_printable, text_body
+from mailout._wire.body import _QP_KEEP_CRLF, _prefers_base64, quoted_printable, text_body
 
 # Few distinct characters (the replace path) and any text at all (many: the b2a_qp path).
 _FEW = st.text(alphabet=st.sampled_from(list("ab =\t.€é\x01\x7f-")), max_size=300)
@@ -36,7 +36,9 @@ def test_the_choice_of_base64_is_the_standard_librarys(lines: list[str]) -> None
     split, _ = _canonical(lines)
     sniff = b"\r\n".join(split[:10]) + b"\r\n"
     qp_size = len(quoprimime.body_encode(sniff.decode("latin-1"), 78))
-    assert _prefers_base64(split[:10]) == (qp_size > len(binascii.b2a_base64(sniff)))
+    whole = b"\r\n".join(split) + b"\r\n"
+    unsafe = len(whole.translate(None, _QP_KEEP_CRLF))
+    assert _prefers_base64(split[:10], unsafe) == (qp_size > len(binascii.b2a_base64(sniff)))
 
 
 def test_escapes_are_never_split_by_a_soft_break() -> None:

@@ -42,24 +42,30 @@ def text_body(text: str, charset: str) -> tuple[str, bytes]:
     canonical = b"\r\n".join(lines) + b"\r\n"
     if max(map(len, lines), default=0) <= _MAX_LINE:
         return ("7bit" if data.isascii() else "8bit"), canonical
-    if _prefers_base64(lines[:_SNIFF_LINES]):
+    unsafe = data.translate(None, _QP_KEEP_CRLF)  # CR and LF kept: the same for canonical
+    if _prefers_base64(lines[:_SNIFF_LINES], len(unsafe)):
         return "base64", base64_body(canonical)
-    return "quoted-printable", quoted_printable(canonical, lines)
+    return "quoted-printable", quoted_printable(canonical, lines, unsafe)
 
 
-def _prefers_base64(sniff_lines: list[bytes]) -> bool:
+def _prefers_base64(sniff_lines: list[bytes], unsafe: int) -> bool:
     """The standard library's choice (``email.contentmanager``): base64 when quoted-printable
     is longer on the first ten lines, measured with its pure-Python ``quoprimime``.
 
-    That measure is bounded here with C-speed counts; only a text whose bounds straddle the
+    That measure is bounded here with counts (``unsafe``: the bytes the whole text needs
+    escaped, at least as many as its first lines need); only a text whose bounds straddle the
     base64 size (about one byte in six to escape) pays for the exact measure.
     """
-    sniff = b"\r\n".join(sniff_lines) + b"\r\n"
-    base64_size = len(binascii.b2a_base64(sniff))
-    escaped = len(sniff) - len(sniff_lines) * 2 + 2 * len(sniff.translate(None, _QP_KEEP_CRLF))
+    lines = len(sniff_lines)
+    size = sum(map(len, sniff_lines)) + 2 * lines  # the sniff, CRLF after every line
+    base64_size = (size + 2) // 3 * 4 + 1  # what binascii.b2a_base64() writes for it
     # quoprimime writes each line with "\n", each soft break as "=\n" (2 more characters, one
     # for at most every 75), and at most 4 more for white space at the end of a line.
-    lines = len(sniff_lines)
+    most = size - lines + 2 * unsafe
+    if most + 2 * (most // 75 + lines) + 4 * lines <= base64_size:
+        return False
+    sniff = b"\r\n".join(sniff_lines) + b"\r\n"
+    escaped = size - lines * 2 + 2 * len(sniff.translate(None, _QP_KEEP_CRLF))
     if escaped + lines > base64_size:
         return True
     if escaped + lines + 2 * (escaped // 75 + lines) + 4 * lines <= base64_size:
@@ -68,10 +74,12 @@ def _prefers_base64(sniff_lines: list[bytes]) -> bool:
     return qp_size > base64_size
 
 
-def quoted_printable(data: bytes, lines: list[bytes] | None = None) -> bytes:
+def quoted_printable(
+    data: bytes, lines: list[bytes] | None = None, unsafe_bytes: bytes | None = None
+) -> bytes:
     """Quoted-printable (RFC 2045 §6.7) of ``data``, CRLF-terminated lines, in CRLF lines of at
     most 76 characters; ``lines``, if given, are those of ``data`` (saves splitting it again
-    when nothing needs escaping).
+    when nothing needs escaping), ``unsafe_bytes`` its bytes that need escaping.
 
     Done with C-speed bytes operations: each distinct byte that needs it is escaped with one
     ``replace`` ("=" first, since every escape adds one), white space before a line break is
@@ -79,7 +87,9 @@ def quoted_printable(data: bytes, lines: list[bytes] | None = None) -> bytes:
     (``binascii.b2a_qp`` is slower, ~20 ns a byte, and can write a line of 77.) Text with
     many distinct bytes to escape is mostly not ASCII, and goes base64 anyway.
     """
-    unsafe = set(data.translate(None, _QP_KEEP_CRLF))
+    if unsafe_bytes is None:
+        unsafe_bytes = data.translate(None, _QP_KEEP_CRLF)
+    unsafe = set(unsafe_bytes)
     if 0x3D in unsafe:  # "=" first: every escape written afterwards holds one
         data = data.replace(b"=", b"=3D")
         unsafe.discard(0x3D)

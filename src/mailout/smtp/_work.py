@@ -43,7 +43,9 @@ class Work:
         # A worker waits for a whole batch while items are coming, or for as many as the feeder
         # may queue ahead, whichever is less (it would wait for it otherwise).
         self.batch = min(options.batch_size, max_ahead or options.batch_size)
-        self.items: list[Item] = list(items)
+        # An item is let go once its outcome is recorded: a send of 100,000 fed items holds
+        # those in flight, not every message's bytes.
+        self.items: list[Item | None] = list(items)
         self.options = options
         self.todo: deque[int] = deque(range(len(self.items)))
         self.results: list[Outcome | None] = [None] * count
@@ -119,6 +121,8 @@ class Work:
             return self._take() if self.ready() or self.done() else []
 
     def _take(self) -> list[int]:
+        # Batches of batch_size, whatever the timing: which messages share a burst (and so an
+        # outcome, when its replies are lost) never depends on thread scheduling.
         count = min(self.options.batch_size, len(self.todo))
         batch = [self.todo.popleft() for _ in range(count)]
         if batch:
@@ -138,10 +142,17 @@ class Work:
                         retry.append(index)
                         continue
                 self.results[index] = outcome
+                self.items[index] = None
             self.todo.extendleft(reversed(retry))  # resent first, in their original order
             if retry:
                 self._changed()
         return lost
+
+    def batch_items(self, batch: list[int]) -> list[Item]:
+        """The items of ``batch`` (taken, so not let go yet)."""
+        items = [self.items[i] for i in batch]
+        assert None not in items
+        return items  # type: ignore[return-value]
 
     def fail_rest(self, error: SMTPError) -> None:
         with self.lock:

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 
 from mailout.exceptions import ImproperlyConfigured, SMTPConnectError, SMTPError
 from mailout.smtp._async.client import AsyncSMTPClient
+from mailout.smtp._switching import quick_switches
 from mailout.smtp._sync.client import SMTPClient
 from mailout.smtp._work import Item, Outcome, Work
 
@@ -127,6 +128,10 @@ class SMTPPool:
         if not count:
             return []
         work = Work(count, self.options, max_ahead=MAX_AHEAD)
+        with quick_switches():
+            return self._stream(work, batches)
+
+    def _stream(self, work: Work, batches: Iterable[Sequence[Item]]) -> list[Outcome]:
         threads = self._start(work, work.workers())
         try:
             for batch in batches:
@@ -134,9 +139,8 @@ class SMTPPool:
                 if not work.active:
                     break  # no connection could be made: the rest fails with its error
                 work.feed(batch)
-                # Let a worker that this batch (or a reply) woke take the GIL now, rather than
-                # after the interpreter's switch interval (5 ms, a whole round trip) while
-                # this thread goes on encoding: the connections never wait on the encoder.
+                # A point where a worker that this batch (or a reply) woke may take the GIL
+                # at once, rather than at the next switch interval.
                 time.sleep(0)
         finally:
             work.close()
@@ -176,7 +180,7 @@ class SMTPPool:
                     except SMTPError as exc:
                         work.cannot_connect(batch, exc)
                         return
-                outcomes = slot.client.send_many([work.items[i] for i in batch])
+                outcomes = slot.client.send_many(work.batch_items(batch))
                 slot.sent += len(batch)
                 lost = work.record(batch, outcomes)
                 # A fatal error (a garbled reply, say) also ends the session: never reuse it.
@@ -255,6 +259,11 @@ class AsyncSMTPPool:
             return []
         work = Work(count, self.options, max_ahead=MAX_AHEAD)
         work.event = asyncio.Event()
+        with quick_switches():  # the encoding thread and the loop's thread share the GIL
+            return await self._stream(work, batches)
+
+    async def _stream(self, work: Work, batches: AsyncIterator[Sequence[Item]]) -> list[Outcome]:
+        assert work.event is not None
         workers = [asyncio.ensure_future(self._worker(work)) for _ in range(work.workers())]
         try:
             async for batch in batches:
@@ -292,7 +301,7 @@ class AsyncSMTPPool:
                     except SMTPError as exc:
                         work.cannot_connect(batch, exc)
                         return
-                outcomes = await slot.client.send_many([work.items[i] for i in batch])
+                outcomes = await slot.client.send_many(work.batch_items(batch))
                 slot.sent += len(batch)
                 lost = work.record(batch, outcomes)
                 # A fatal error (a garbled reply, say) also ends the session: never reuse it.
