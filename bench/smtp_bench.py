@@ -349,6 +349,19 @@ def run_mailout_backend(server: Server, specs: list[Spec], pool_size: int | None
         raise RuntimeError(f"mailout sent {sent} of {len(messages)}")
 
 
+def run_mailout_backend_async(server: Server, specs: list[Spec]) -> None:
+    """The same with ``await backend.asend_messages(messages)`` (asyncio client and pool)."""
+
+    async def main() -> int:
+        messages = [mailout_message(s) for s in specs]
+        backend = mailout.get_connection(MAILOUT_BACKEND, host=server.host, port=server.port)
+        return int(await backend.asend_messages(messages))
+
+    sent = asyncio.run(main())
+    if sent != len(specs):
+        raise RuntimeError(f"mailout (async) sent {sent} of {len(specs)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Contestant:
     view: str  # "client" or "user"
@@ -393,6 +406,7 @@ CONTESTANTS = [
         lambda s, m: run_mailout_backend(s, m, None),
     ),
     Contestant("user", "mailout backend, pool_size=8", lambda s, m: run_mailout_backend(s, m, 8)),
+    Contestant("user", "mailout backend, asend_messages, default pool", run_mailout_backend_async),
 ]
 
 # -- measuring -------------------------------------------------------------------------------

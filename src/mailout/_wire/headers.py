@@ -126,9 +126,24 @@ def _check_text(value: str, what: str) -> None:
         raise Fallback(f"{what} holds a control, format or separator character")
 
 
-@lru_cache(maxsize=2048)
 def unstructured_field(name: str, value: str, utf8: bool) -> str:
     """An unstructured field (RFC 5322 §3.2.5): Subject, X-*, In-Reply-To and the like."""
+    if (
+        value
+        and value.isascii()
+        and len(name) + 2 + len(value) <= FOLD_AT
+        and value.isprintable()
+        and "=?" not in value
+        and value[:1] != " " != value[-1:]
+    ):
+        # Short printable ASCII, written as it is: what the general path below returns for it,
+        # without its cache (a subject differs from message to message).
+        return f"{name}: {value}"
+    return _unstructured_field(name, value, utf8)
+
+
+@lru_cache(maxsize=2048)
+def _unstructured_field(name: str, value: str, utf8: bool) -> str:
     if not value:
         return f"{name}:"
     _check_text(value, "header value")
@@ -172,9 +187,15 @@ def _quoted(text: str) -> str:
     return f'"{escaped}"'
 
 
-@lru_cache(maxsize=4096)
 def _mailbox(address: Address, utf8: bool) -> tuple[str, ...]:
     """A mailbox as tokens that may be separated by a space or a fold."""
+    # Cached by its strings: a tuple of str hashes in C, the dataclass's own hash in Python.
+    return _mailbox_of(address.display_name, address.local_part, address.domain, utf8)
+
+
+@lru_cache(maxsize=4096)
+def _mailbox_of(display_name: str, local_part: str, domain: str, utf8: bool) -> tuple[str, ...]:
+    address = Address(display_name, local_part, domain)
     spec = address.addr_spec
     if not utf8 and not spec.isascii():
         raise Fallback("a non-ASCII local part without SMTPUTF8")
