@@ -165,3 +165,17 @@ def test_big_batch_is_checked_whole_then_sent_in_slices(
     assert backend.send_messages(batch[:25]) == 25
     assert [r.message["Subject"] for r in smtp_server.received] == [f"m{i}" for i in range(25)]
     assert len(backend.results) == 25
+
+
+def test_a_message_read_back_from_the_queue_goes_as_it_was_stored(
+    smtp_server: SMTPServer,
+) -> None:
+    # wire.prepare() takes a message's stored bytes (mailout.queue sets wire_bytes) as they are:
+    # the same Message-ID and Date on every attempt; its envelope still comes from its fields.
+    stored = mailout.wire.render(message(subject="stored once"))
+    again = message(subject="stored once", bcc=["b@example.com"])
+    again.wire_bytes = stored  # type: ignore[attr-defined]
+    assert EmailBackend(host=smtp_server.host, port=smtp_server.port).send_messages([again]) == 1
+    [received] = smtp_server.received
+    assert received.data.replace(b"\r\n", b"\n") == stored.replace(b"\r\n", b"\n")
+    assert received.rcpt_tos == ["t@example.com", "b@example.com"]
