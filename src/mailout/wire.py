@@ -74,8 +74,11 @@ from mailout.utils import lazy_text
 from mailout.wireform import build, check_head, serialize
 
 __all__ = [
+    "Context",
+    "Prepared",
     "WireStats",
     "attachment_cache",
+    "prepare",
     "render",
     "render_fast",
     "render_message",
