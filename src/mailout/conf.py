@@ -360,7 +360,7 @@ settings: Final = _Settings()
 # environment > defaults, checked at call time, errors naming the setting.
 
 QUEUE_DEFAULTS: Final[dict[str, Any]] = {
-    # sqlite:///relative.db, sqlite:////absolute.db or memory:
+    # sqlite:///relative.db, sqlite:////absolute.db, memory: or postgresql://user@host/db
     "EMAIL_QUEUE_URL": "sqlite:///mailout-queue.db",
     # The mailer that delivers queued mail: a MAILERS alias or a dotted backend path; None is
     # the SMTP backend built from the EMAIL_* settings.
@@ -376,8 +376,14 @@ QUEUE_DEFAULTS: Final[dict[str, Any]] = {
     "EMAIL_QUEUE_DAILY_QUOTA": None,
     # Postfix's default_destination_concurrency_limit.
     "EMAIL_QUEUE_DOMAIN_CONCURRENCY": 20,
+    # Connections in use at once per mailer (a provider's limit), across every worker of a
+    # shared store: an int for every mailer, or {"ses": 10}.
+    "EMAIL_QUEUE_CONNECTIONS": None,
     "EMAIL_QUEUE_KEEP_BODY_AFTER_SEND": True,
     "EMAIL_QUEUE_HOOKS": {},
+    # The longest an idle worker sleeps before it looks for due mail again (wake-ups from
+    # PostgreSQL's NOTIFY come sooner).
+    "EMAIL_QUEUE_POLL_INTERVAL": 1.0,
 }
 QUEUE_HOOK_EVENTS: Final = ("pre_send", "sent", "deferred", "failed", "expired")
 
@@ -474,6 +480,8 @@ _CHECKS.update(
         "EMAIL_QUEUE_RATE": _check_rates,
         "EMAIL_QUEUE_DAILY_QUOTA": _check_quotas,
         "EMAIL_QUEUE_DOMAIN_CONCURRENCY": _check_whole,
+        "EMAIL_QUEUE_CONNECTIONS": _check_quotas,
+        "EMAIL_QUEUE_POLL_INTERVAL": _check_duration,
         "EMAIL_QUEUE_KEEP_BODY_AFTER_SEND": _check_bool,
         "EMAIL_QUEUE_HOOKS": _check_hooks,
     }

@@ -13,7 +13,7 @@ import mailout
 from mailout._units import Rate, parse_duration, parse_rate
 from mailout.conf import settings
 from mailout.exceptions import ImproperlyConfigured
-from mailout.queue.domains import DomainCap
+from mailout.queue.caps import LocalCaps
 from mailout.queue.limits import Bucket, Limit, limits_from_settings, seconds_until_token, take
 from mailout.queue.models import ClaimedMessage, Priority
 from mailout.queue.policy import RetryPolicy
@@ -176,25 +176,39 @@ def claimed(n: int, domain: str) -> ClaimedMessage:
 
 
 def test_the_domain_cap_counts_connections() -> None:
-    cap = DomainCap(3)
+    cap = LocalCaps(3)
     batch = [claimed(n, "big.example") for n in range(500)] + [claimed(900, "small.example")]
     # 4 connections of 50 messages: 500 messages to one domain would take 4 slots; only 3 left.
-    admitted, refused, slots = cap.admit(batch, connections=4, per_connection=50)
+    admitted, refused, slots = cap.admit("m", batch, connections=4, per_connection=50)
     assert len(admitted) == 151
     assert len(refused) == 350
-    assert slots == {"big.example": 3, "small.example": 1}
-    assert cap.busy() == {"big.example"}
-    again, rest, _ = cap.admit(batch[:10], connections=4, per_connection=50)
+    assert slots.counts == {("domain", "big.example"): 3, ("domain", "small.example"): 1}
+    assert cap.busy() == ({"big.example"}, set())
+    again, rest, _ = cap.admit("m", batch[:10], connections=4, per_connection=50)
     assert again == []
     assert len(rest) == 10
     cap.done(slots)
-    assert cap.busy() == set()
+    assert cap.busy() == (set(), set())
+
+
+def test_a_mailer_cap_counts_the_connections_of_every_delivery() -> None:
+    cap = LocalCaps(20, {"ses": 3})
+    batch = [claimed(n, f"d{n % 10}.example") for n in range(200)]
+    first, refused, slots = cap.admit("ses", batch, connections=4, per_connection=50)
+    assert (len(first), len(refused)) == (150, 50)  # 3 connections of 50
+    assert slots.counts["mailer", "ses"] == 3
+    assert cap.busy() == (set(), {"ses"})
+    assert cap.admit("ses", batch[:5], 4, 50)[0] == []
+    assert len(cap.admit("other", batch[:5], 4, 50)[0]) == 5  # another mailer: no cap
+    cap.done(slots)
+    assert cap.busy() == (set(), set())
 
 
 def test_a_backend_without_a_pool_takes_one_slot() -> None:
-    cap = DomainCap(20)
-    admitted, refused, slots = cap.admit([claimed(n, "a.example") for n in range(100)], 1, math.inf)
-    assert (len(admitted), refused, slots) == (100, [], {"a.example": 1})
+    cap = LocalCaps(20)
+    batch = [claimed(n, "a.example") for n in range(100)]
+    admitted, refused, slots = cap.admit("m", batch, 1, math.inf)
+    assert (len(admitted), refused, slots.counts) == (100, [], {("domain", "a.example"): 1})
 
 
 # -- settings ----------------------------------------------------------------------------------

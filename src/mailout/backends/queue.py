@@ -30,7 +30,9 @@ class EmailBackend(BaseEmailBackend):
 
     Options: ``url`` (default ``EMAIL_QUEUE_URL``), ``mailer`` (the ``MAILERS`` alias or
     backend path that delivers; default ``EMAIL_QUEUE_MAILER``), ``priority`` (``"high"``,
-    ``"normal"``, ``"low"``), ``not_before`` (a Unix time, datetime or timedelta).
+    ``"normal"``, ``"low"``), ``not_before`` (a Unix time, datetime or timedelta),
+    ``db_connection`` (your psycopg connection, for a ``postgresql://`` queue: messages are
+    stored in your transaction and commit or roll back with it).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class EmailBackend(BaseEmailBackend):
         mailer: str | None = None,
         priority: str = "normal",
         not_before: NotBefore = None,
+        db_connection: object | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
@@ -51,6 +54,7 @@ class EmailBackend(BaseEmailBackend):
         self.mailer = mailer_name(mailer)  # checked now: a typo fails here, not in the worker
         self.priority = Priority.parse(priority, what="priority option")
         self.not_before = not_before
+        self.db_connection = db_connection
         self.storage: Storage | None = None
 
     def __repr__(self) -> str:
@@ -79,6 +83,16 @@ class EmailBackend(BaseEmailBackend):
         messages = list(email_messages)
         if not messages:
             return 0
+        if self.db_connection is not None:  # the caller's transaction: no store of our own
+            ids = enqueue(
+                messages,
+                priority=self.priority,
+                not_before=self.not_before,
+                mailer=self.mailer,
+                url=self.url,
+                connection=self.db_connection,
+            )
+            return sum(1 for id_ in ids if id_ is not None)
         self.open()
         if self.storage is None:
             return 0

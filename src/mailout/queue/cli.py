@@ -61,13 +61,31 @@ def add_parser(commands: Any) -> None:
         "--lease", type=_duration, help="seconds a claim survives this worker's silence"
     )
     worker.add_argument(
+        "--connections",
+        type=_positive,
+        help="connections in use at once per mailer, across every worker of a shared store",
+    )
+    worker.add_argument(
+        "--poll-interval",
+        type=_duration,
+        metavar="SECONDS",
+        help="longest wait before looking for due mail again (default 1 s)",
+    )
+    worker.add_argument(
         "--progress",
         choices=("auto", "live", "lines"),
         default="auto",
         help="live view (a terminal with rich installed) or one log line per event",
     )
 
-    status = sub.add_parser("status", parents=[common], help="counts by state, workers, failures")
+    sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="create or upgrade the queue's schema (PostgreSQL; safe from several hosts at once)",
+    )
+    status = sub.add_parser(
+        "status", parents=[common], help="counts by state and mailer, workers, failures"
+    )
     status.add_argument("--json", action="store_true")
     listing = sub.add_parser("list", parents=[common], help="list messages")
     listing.add_argument("--state", choices=[str(s) for s in State])
@@ -134,6 +152,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         from mailout.queue.demo import run_queue_demo
 
         return run_queue_demo(wait=not args.no_wait)
+    if command == "migrate":
+        return _migrate(args.url, out)
     queue = Queue(args.url)
     try:
         if command == "status":
@@ -190,7 +210,12 @@ def _worker(args: argparse.Namespace) -> int:
     from mailout.queue.worker import Worker, WorkerOptions
 
     options = WorkerOptions.from_settings(
-        rate=args.rate, batch=args.batch, concurrency=args.concurrency, lease=args.lease
+        rate=args.rate,
+        batch=args.batch,
+        concurrency=args.concurrency,
+        lease=args.lease,
+        connections=None if args.connections is None else {"*": args.connections},
+        poll_interval=args.poll_interval,
     )
     live = {"auto": None, "live": True, "lines": False}[args.progress]
     reporter = choose_reporter(sys.stderr, live=live)
@@ -201,6 +226,32 @@ def _worker(args: argparse.Namespace) -> int:
         return worker.run(once=args.once)
     finally:
         queue.close()
+
+
+def _migrate(url: str | None, out: TextIO) -> int:
+    from mailout.queue.storage import Storage, open_storage
+    from mailout.queue.storage.postgres import PostgresStorage
+
+    if url is None:
+        from mailout.conf import settings
+
+        url = settings.EMAIL_QUEUE_URL
+    storage: Storage
+    if url.partition(":")[0].lower() in ("postgresql", "postgres"):
+        storage = PostgresStorage(url, check_schema=False)
+    else:
+        storage = open_storage(url)  # SQLite creates (and checks) its schema when opened
+    try:
+        applied = storage.migrate()
+    finally:
+        storage.close()
+    if applied:
+        out.write(
+            f"queue {storage.name}: applied schema version(s) {', '.join(map(str, applied))}\n"
+        )
+    else:
+        out.write(f"queue {storage.name}: schema up to date\n")
+    return 0
 
 
 def print_status(queue: Queue, as_json: bool, out: TextIO) -> int:
@@ -219,10 +270,18 @@ def print_status(queue: Queue, as_json: bool, out: TextIO) -> int:
         out.write(f"  earliest due mail: {when}\n")
     if stats.next_retry is not None:
         out.write(f"  next retry: in {_ago(stats.next_retry - now)} ({iso(stats.next_retry)})\n")
+    if stats.by_mailer:
+        out.write("mailers (mail not done yet):\n")
+        for mailer, counts in sorted(stats.by_mailer.items()):
+            line = ", ".join(f"{state} {n:,}" for state, n in counts.items() if n)
+            out.write(f"  {mailer}: {line}\n")
+    if stats.workers:
+        out.write("workers:\n")
     for w in stats.workers:
         out.write(
-            f"  worker {w.id}: seen {_ago(now - w.seen_at)} ago, {w.in_flight} in flight, "
-            f"sent {w.sent}, deferred {w.deferred}, failed {w.failed}\n"
+            f"  {w.host} pid {w.pid} ({w.id}): started {iso(w.started_at)}, seen "
+            f"{_ago(now - w.seen_at)} ago, {w.in_flight} in flight, sent {w.sent}, "
+            f"deferred {w.deferred}, failed {w.failed}\n"
         )
     if not stats.workers:
         out.write("  no worker is running\n")

@@ -2,15 +2,22 @@
 
 In order: messages that cannot be read back fail; ``pre_send`` hooks may change or cancel
 each message; the rest go to the mailer in one ``Transport.deliver`` call; each result is
-classified; every outcome is committed in one transaction; then the post hooks run and the
-reporter is told. Only what was committed is reported: a worker that lost a lease (it was
-silent too long and another worker took the message over) records nothing for it.
+classified and committed as soon as the transport tells it (mailout's pool tells each
+connection's burst of replies as it is read), in small groups: a committer thread takes
+whatever results came in while it was committing the previous group. So a worker killed
+between a relay's ``250`` and the commit re-sends about one burst per connection, not the
+whole batch. After each commit the post hooks run and the reporter is told. Only what was
+committed is reported: a worker that lost a lease (it was silent too long and another worker
+took the message over) records nothing for it.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +35,10 @@ from mailout.smtp._protocol.commands import check_argument
 __all__ = ["Deliverer", "HookFailed"]
 
 log = logging.getLogger("mailout.queue")
+
+
+#: A message to send: as claimed, as sent (after pre_send hooks), the recipients hooks removed.
+Sending = tuple[ClaimedMessage, ClaimedMessage, list[RecipientResult]]
 
 
 class HookFailed(MailoutError):
@@ -54,27 +65,44 @@ class Deliverer:
         and the messages are delivered again, which is the documented duplicate window).
         """
         decided: list[tuple[ClaimedMessage, Outcome]] = []
-        sending: list[tuple[ClaimedMessage, ClaimedMessage, list[RecipientResult]]] = []
+        sending: list[Sending] = []
         for message in messages:
             early = self._prepare(message)
             if isinstance(early, Outcome):
                 decided.append((message, early))
             else:
                 sending.append((message, *early))
-        results: list[Result] = []
-        if sending:
-            results = transport.deliver([sent for _, sent, _ in sending])
+        reports = self._commit(decided, self.clock()) if decided else []
+        if not sending:
+            return reports
+        stream = _Stream(self, sending)
+        try:
+            to_send = [sent for _, sent, _ in sending]
+            if _streams(type(transport)):
+                results = transport.deliver(to_send, on_results=stream.tell)
+            else:
+                results = transport.deliver(to_send)
             if len(results) != len(sending):
                 raise RuntimeError(
                     f"{type(transport).__name__}.deliver returned {len(results)} results "
                     f"for {len(sending)} messages"
                 )
+            stream.tell(range(len(results)), results)  # those it was not told already
+        finally:
+            stream.close()
+        return reports + stream.reports
+
+    def judge_and_commit(
+        self, sending: Sequence[Sending], results: Sequence[Result]
+    ) -> list[Report]:
         now = self.clock()
-        for (original, sent, removed), result in zip(sending, results, strict=True):
-            outcome = judge(
-                sent, result, policy=self.policy, now=now, draw=self.draw(), extra=removed
+        decided = [
+            (
+                original,
+                judge(sent, result, policy=self.policy, now=now, draw=self.draw(), extra=removed),
             )
-            decided.append((original, outcome))
+            for (original, sent, removed), result in zip(sending, results, strict=True)
+        ]
         return self._commit(decided, now)
 
     def _prepare(
@@ -135,3 +163,69 @@ class Deliverer:
         self.reporter.delivered(reports)
         self.hooks.after(reports)
         return reports
+
+
+@functools.cache
+def _streams(transport: type) -> bool:
+    """Whether a transport's ``deliver`` takes ``on_results`` (one of a user's may not)."""
+    try:
+        return "on_results" in inspect.signature(transport.deliver).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+class _Stream:
+    """Results committed in small groups while the transport is still sending.
+
+    ``tell`` (from any thread: the pool's connections) hands results over; a committer thread
+    judges and commits whatever came in while it committed the previous group, so a group is
+    one burst of replies or a few, and a connection never waits for the store. If the store
+    fails, nothing more is recorded (those messages stay claimed and are delivered again after
+    the lease) and ``close`` raises the error.
+    """
+
+    def __init__(self, deliverer: Deliverer, sending: Sequence[Sending]) -> None:
+        self._deliverer = deliverer
+        self._sending = sending
+        self._told = [False] * len(sending)
+        self._pending: list[tuple[int, Result]] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._error: BaseException | None = None
+        self.reports: list[Report] = []
+        self._thread = threading.Thread(target=self._run, name="mailout-queue-commit", daemon=True)
+        self._thread.start()
+
+    def tell(self, indices: Sequence[int], results: Sequence[Result]) -> None:
+        with self._changed:
+            for index, result in zip(indices, results, strict=True):
+                if not self._told[index]:
+                    self._told[index] = True
+                    self._pending.append((index, result))
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closed:
+                    self._changed.wait()
+                if not self._pending:
+                    return
+                group, self._pending = self._pending, []
+            if self._error is not None:
+                continue  # the store failed: record nothing more
+            try:
+                self.reports += self._deliverer.judge_and_commit(
+                    [self._sending[i] for i, _ in group], [r for _, r in group]
+                )
+            except BaseException as exc:
+                self._error = exc
+
+    def close(self) -> None:
+        """Wait for every result told to be committed; raise if the store failed."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error

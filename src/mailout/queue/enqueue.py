@@ -21,7 +21,7 @@ from mailout.exceptions import InvalidMessageError, MessageTypeError
 from mailout.message import EmailMessage
 from mailout.queue.mailer import mailer_name
 from mailout.queue.models import NewMessage, Priority
-from mailout.queue.storage import Storage, shared_storage
+from mailout.queue.storage import Enqueuer, Storage, bound_storage, shared_storage
 from mailout.wire import check, render
 
 __all__ = ["aenqueue", "enqueue", "prepare"]
@@ -50,6 +50,7 @@ def enqueue(
     metadata: Mapping[str, Any] | None = None,
     url: str | None = None,
     storage: Storage | None = None,
+    connection: object | None = None,
     now: float | None = None,
 ) -> list[int | None]:
     """Store ``messages`` durably for the worker to deliver; return each one's queue id.
@@ -63,12 +64,18 @@ def enqueue(
       ``EMAIL_QUEUE_MAILER``, else the SMTP backend from the ``EMAIL_*`` settings).
     - ``metadata``: JSON-serialisable values kept with the message and given to hooks.
     - ``url``/``storage``: where (default: ``EMAIL_QUEUE_URL``).
+    - ``connection``: your own psycopg connection (a ``postgresql://`` queue): the messages
+      are stored in your transaction, and commit or roll back with your data.
 
     Returns when the batch is committed. A message without recipients is not stored (its id
     is None), as Django's backends skip such messages.
     """
     now = time.time() if now is None else now
-    target = storage if storage is not None else shared_storage(url)
+    target: Enqueuer
+    if connection is not None:
+        target = bound_storage(connection, url) if storage is None else storage.bound_to(connection)
+    else:
+        target = storage if storage is not None else shared_storage(url)
     messages = list(messages)
     keys = _keys(key, len(messages))
     stored = [i for i, m in enumerate(messages) if m.recipients()]

@@ -12,6 +12,7 @@ from mailout.smtp import Envelope
 
 __all__ = [
     "ALL",
+    "LIVE",
     "WAITING",
     "ClaimedMessage",
     "Event",
@@ -41,6 +42,8 @@ class State(StrEnum):
 
 
 WAITING: Final = (State.QUEUED, State.DEFERRED)
+#: Mail not done yet: what ``status`` counts per mailer.
+LIVE: Final = (State.QUEUED, State.DEFERRED, State.SENDING, State.HELD)
 
 #: Every message (for hold/release/expire/retry), as Postfix's ``postsuper`` writes it.
 ALL: Final = "ALL"
@@ -271,6 +274,8 @@ class QueueStats:
     next_retry: float | None  # the earliest retry not yet due
     recent_failures: tuple[MessageSummary, ...]
     workers: tuple[WorkerInfo, ...]
+    # Mail not yet done (queued, deferred, sending, held) per mailer: {mailer: {state: n}}.
+    by_mailer: Mapping[str, Mapping[State, int]] = field(default_factory=dict)
 
     def as_json(self, now: float) -> dict[str, Any]:
         out: dict[str, Any] = {str(state): self.counts.get(state, 0) for state in State}
@@ -295,6 +300,10 @@ class QueueStats:
             }
             for w in self.workers
         ]
+        out["mailers"] = {
+            mailer: {str(state): n for state, n in counts.items()}
+            for mailer, counts in sorted(self.by_mailer.items())
+        }
         return out
 
 

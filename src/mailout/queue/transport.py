@@ -1,7 +1,10 @@
 """How a worker hands a batch of stored messages to a mailer, and reads each outcome back.
 
 A ``Transport`` takes claimed messages and returns, per message, a ``SendResult`` (accepted,
-with per-recipient replies) or the exception that stopped it. Three kinds:
+with per-recipient replies) or the exception that stopped it; given ``on_results``, it also
+tells results as soon as they are final (mailout's pool: after each burst of replies), so
+that the worker records deliveries while the rest of the batch is still being sent. Three
+kinds:
 
 * mailout's SMTP backend: the whole batch through its pipelined pool in one ``send_many``
   call, with the stored envelope and bytes as they are; per-message and per-recipient replies
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendTransport",
     "NotSent",
+    "OnResults",
     "PoolTransport",
     "Result",
     "Transport",
@@ -43,6 +47,9 @@ __all__ = [
 log = logging.getLogger("mailout.queue")
 
 Result = SendResult | BaseException
+#: ``on_results(indices, results)``: final results of some messages (indices into the
+#: messages given to ``deliver``), each told at most once, from any thread.
+OnResults = Callable[[Sequence[int], Sequence[Result]], None]
 
 
 class NotSent(MailoutError):
@@ -55,8 +62,15 @@ class Transport(Protocol):
     connections: int
     per_connection: float
 
-    def deliver(self, messages: Sequence[ClaimedMessage]) -> list[Result]:
-        """One result per message, in order. Never raises for a message's failure."""
+    def deliver(
+        self, messages: Sequence[ClaimedMessage], *, on_results: OnResults | None = None
+    ) -> list[Result]:
+        """One result per message, in order. Never raises for a message's failure.
+
+        ``on_results`` may be told some results earlier, as they become final; results it was
+        not told are taken from the returned list. (A transport whose ``deliver`` takes no
+        ``on_results`` works too: its results are recorded when it returns.)
+        """
         ...
 
     def close(self) -> None: ...
@@ -70,7 +84,9 @@ class PoolTransport:
         self.connections = backend.pool_options.size
         self.per_connection: float = backend.pool_options.batch_size
 
-    def deliver(self, messages: Sequence[ClaimedMessage]) -> list[Result]:
+    def deliver(
+        self, messages: Sequence[ClaimedMessage], *, on_results: OnResults | None = None
+    ) -> list[Result]:
         try:
             self.backend.open()
         except SMTPError as exc:  # the relay is down (or refuses us): one error, every message
@@ -80,13 +96,22 @@ class PoolTransport:
             return [SMTPConnectError("the SMTP backend could not connect")] * len(messages)
         results: list[Result | None] = []
         items = []
-        for message in messages:
+        where: list[int] = []  # item -> message index
+        for index, message in enumerate(messages):
             try:  # an address a pre_send hook wrote may not be a mailbox: that message fails
                 items.append((message.envelope(), message.data))
+                where.append(index)
                 results.append(None)
             except MailoutError as exc:
                 results.append(exc)
-        sent = iter(pool.send_many(items))
+        tell = None
+        if on_results is not None:
+            report = on_results
+
+            def tell(indices: Sequence[int], outcomes: Sequence[Result]) -> None:
+                report([where[i] for i in indices], outcomes)
+
+        sent = iter(pool.send_many(items, on_results=tell))
         return [next(sent) if r is None else r for r in results]
 
     def close(self) -> None:
@@ -103,25 +128,30 @@ class BackendTransport:
         self.backend = backend
         self._name = f"{type(backend).__module__}.{type(backend).__qualname__}"
 
-    def deliver(self, messages: Sequence[ClaimedMessage]) -> list[Result]:
+    def deliver(
+        self, messages: Sequence[ClaimedMessage], *, on_results: OnResults | None = None
+    ) -> list[Result]:
         try:
             self.backend.open()
         except Exception as exc:
             return [exc] * len(messages)
         results: list[Result] = []
-        for message in messages:
-            try:
-                queued = QueuedMessage(message)
-                sent = self.backend.send_messages([queued])
-            except Exception as exc:
-                results.append(exc)
-                continue
-            if not sent:
-                results.append(NotSent(f"{self._name} reported the message as not sent"))
-                continue
-            reply = Reply(250, f"accepted by {self._name}", None, "send_messages")
-            results.append(SendResult(dict.fromkeys(message.recipients, reply), {}, reply))
+        for index, message in enumerate(messages):
+            results.append(self._send(message))
+            if on_results is not None:
+                on_results([index], results[-1:])
         return results
+
+    def _send(self, message: ClaimedMessage) -> Result:
+        try:
+            queued = QueuedMessage(message)
+            sent = self.backend.send_messages([queued])
+        except Exception as exc:
+            return exc
+        if not sent:
+            return NotSent(f"{self._name} reported the message as not sent")
+        reply = Reply(250, f"accepted by {self._name}", None, "send_messages")
+        return SendResult(dict.fromkeys(message.recipients, reply), {}, reply)
 
     def close(self) -> None:
         self.backend.close()

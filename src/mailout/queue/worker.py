@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from mailout._units import Rate
 from mailout.conf import settings
+from mailout.queue.caps import Slots
 from mailout.queue.delivery import Deliverer
-from mailout.queue.domains import DomainCap
 from mailout.queue.hooks import Hooks
 from mailout.queue.limits import Limit, limits_from_settings
 from mailout.queue.mailer import build_mailer
@@ -56,14 +56,15 @@ class WorkerOptions:
     lease: float = 60.0  # seconds a claim survives the worker's silence
     limits: Mapping[str, Limit] = field(default_factory=dict)
     domain_concurrency: int = 20
+    connections: Mapping[str, int] = field(default_factory=dict)  # per mailer ("*": each)
     keep_body: bool = True
-    poll_interval: float = 1.0  # longest sleep when nothing is due
+    poll_interval: float = 1.0  # longest sleep when nothing is due (and no wake-up came)
 
     def __post_init__(self) -> None:
         if self.batch < 1 or self.concurrency < 1 or self.domain_concurrency < 1:
             raise ValueError("batch, concurrency and domain_concurrency must be at least 1")
-        if not self.lease > 0:
-            raise ValueError("lease must be above 0 seconds")
+        if not self.lease > 0 or not self.poll_interval > 0:
+            raise ValueError("lease and poll_interval must be above 0 seconds")
 
     @classmethod
     def from_settings(cls, *, rate: Rate | None = None, **overrides: Any) -> WorkerOptions:
@@ -73,7 +74,9 @@ class WorkerOptions:
             "lease": settings.EMAIL_QUEUE_LEASE,
             "limits": limits_from_settings(rate),
             "domain_concurrency": settings.EMAIL_QUEUE_DOMAIN_CONCURRENCY,
+            "connections": settings.EMAIL_QUEUE_CONNECTIONS,
             "keep_body": settings.EMAIL_QUEUE_KEEP_BODY_AFTER_SEND,
+            "poll_interval": settings.EMAIL_QUEUE_POLL_INTERVAL,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -128,8 +131,16 @@ class Worker:
         )
         self._clock = clock
         self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait
-        self._domains = DomainCap(self.options.domain_concurrency)
+        # Set by stop() and by the store's wake-ups (new mail): ends the loop's sleep at once.
+        self._wake = threading.Event()
+        self._sleep = sleep or self._nap
+        self._caps = storage.caps(
+            worker=self.id,
+            domain_cap=self.options.domain_concurrency,
+            mailer_caps=self.options.connections,
+            lease=self.options.lease,
+            clock=clock,
+        )
         self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
@@ -143,6 +154,15 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming; deliveries in flight finish (thread-safe, signal-safe)."""
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Mail may be due: end the loop's sleep now (the store calls this on new mail)."""
+        self._wake.set()
+
+    def _nap(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
 
     @property
     def stopping(self) -> bool:
@@ -165,9 +185,12 @@ class Worker:
             lease=self.options.lease,
         )
         status = 0
+        unsubscribe = None
         try:
             self.storage.heartbeat(self._info(), lease=self.options.lease, now=self._clock())
             heartbeat.start()
+            if not once:
+                unsubscribe = self.storage.subscribe(self.wake)
             self._loop(executor, once)
         except Exception as exc:
             self.fatal = exc
@@ -176,6 +199,8 @@ class Worker:
             status = 1
         finally:
             self._stop.set()
+            if unsubscribe is not None:
+                unsubscribe()
             status = max(status, self._finish(executor))
             if heartbeat.is_alive():
                 heartbeat.join()
@@ -210,13 +235,15 @@ class Worker:
             if len(self._inflight) >= self.options.concurrency:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
+            busy_domains, busy_mailers = self._caps.busy()
             claimed = self.storage.claim(
                 worker=self.id,
                 limit=self.options.batch,
                 lease=self.options.lease,
                 now=now,
                 limits=self.options.limits,
-                exclude_domains=self._domains.busy(),
+                exclude_domains=busy_domains,
+                exclude_mailers=busy_mailers,
             )
             if claimed:
                 idle_since = None
@@ -225,7 +252,7 @@ class Worker:
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
-            due = self.storage.next_due(now=now)
+            due = self.storage.next_due(now=now, exclude_mailers=busy_mailers)
             if once and (due is None or due > now):
                 return
             if due is not None and due <= now:  # due, but held back by rate limits
@@ -255,8 +282,10 @@ class Worker:
             groups.setdefault(message.mailer, []).append(message)
         for mailer, messages in groups.items():
             connections, per_connection = self._transports.shape(mailer)
-            admitted, refused, slots = self._domains.admit(messages, connections, per_connection)
-            if refused:  # over the domain cap: back to the queue, the attempt not counted
+            admitted, refused, slots = self._caps.admit(
+                mailer, messages, connections, per_connection
+            )
+            if refused:  # over a cap: back to the queue, the attempt not counted
                 self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
             if not admitted:
                 continue
@@ -264,9 +293,7 @@ class Worker:
             with self._lock:
                 self._inflight[future] = [m.id for m in admitted]
 
-    def _deliver(
-        self, mailer: str, messages: list[ClaimedMessage], slots: dict[str, int]
-    ) -> list[Report]:
+    def _deliver(self, mailer: str, messages: list[ClaimedMessage], slots: Slots) -> list[Report]:
         try:
             try:
                 transport = self._transports.get(mailer)
@@ -280,7 +307,7 @@ class Worker:
                 self.totals.add(reports)
             return reports
         finally:
-            self._domains.done(slots)
+            self._caps.done(slots)
 
     def _note_relay_down(self, mailer: str, reports: list[Report]) -> None:
         texts = {r.outcome.summary for r in reports if r.outcome.event == "deferred"}

@@ -10,7 +10,7 @@ import asyncio
 import math
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mailout.exceptions import SMTPConnectError, SMTPError, SMTPTimeoutError
@@ -19,10 +19,13 @@ from mailout.smtp._models import Envelope, SendResult
 if TYPE_CHECKING:
     from mailout.smtp.pool import PoolOptions
 
-__all__ = ["Item", "Outcome", "Work"]
+__all__ = ["Item", "OnResults", "Outcome", "Work"]
 
 Item = tuple[Envelope, bytes]
 Outcome = SendResult | SMTPError
+#: ``on_results(indices, outcomes)``: the final outcomes of some items (their indices), as
+#: soon as they are known: once per burst of a connection.
+OnResults = Callable[[Sequence[int], Sequence[Outcome]], None]
 # Errors after which the connection is gone and messages that did not leave whole may be sent
 # again. DeliveryUnknownError is not one of them: that message did leave whole.
 _CONNECTION_LOST = (SMTPConnectError, SMTPTimeoutError)
@@ -56,6 +59,9 @@ class Work:
         self.feeding = len(self.items) < count
         self.active = self.workers()
         self.error: SMTPError | None = None  # why the last worker could not connect
+        # Told each final outcome as soon as it is recorded (outside the lock): a queue
+        # records deliveries while the rest are still being sent.
+        self.on_results: OnResults | None = None
 
     def workers(self) -> int:
         return max(1, min(self.options.size, math.ceil(self.count / self.options.batch_size)))
@@ -104,10 +110,13 @@ class Work:
             self.active -= 1
             self.error = error
             self.todo.extendleft(reversed(batch))
+            failed = []
             if self.active == 0:
                 while self.todo:
-                    self.results[self.todo.popleft()] = error
+                    failed.append(self.todo.popleft())
+                    self.results[failed[-1]] = error
             self._changed()
+        self._tell(failed, [error] * len(failed))
 
     def take(self) -> list[int]:
         """The next batch, waiting (in a thread) while more items are coming."""
@@ -132,6 +141,8 @@ class Work:
     def record(self, batch: list[int], outcomes: Sequence[Outcome]) -> bool:
         """Store outcomes; put back those whose connection was lost. True if it was lost."""
         retry: list[int] = []
+        final: list[int] = []
+        told: list[Outcome] = []
         lost = False
         with self.lock:
             for index, outcome in zip(batch, outcomes, strict=True):
@@ -143,9 +154,12 @@ class Work:
                         continue
                 self.results[index] = outcome
                 self.items[index] = None
+                final.append(index)
+                told.append(outcome)
             self.todo.extendleft(reversed(retry))  # resent first, in their original order
             if retry:
                 self._changed()
+        self._tell(final, told)
         return lost
 
     def batch_items(self, batch: list[int]) -> list[Item]:
@@ -156,8 +170,15 @@ class Work:
 
     def fail_rest(self, error: SMTPError) -> None:
         with self.lock:
-            while self.todo:
-                self.results[self.todo.popleft()] = error
+            failed = list(self.todo)
+            self.todo.clear()
+            for index in failed:
+                self.results[index] = error
+        self._tell(failed, [error] * len(failed))
+
+    def _tell(self, indices: list[int], outcomes: Sequence[Outcome]) -> None:
+        if indices and self.on_results is not None:
+            self.on_results(indices, outcomes)
 
     def outcomes(self) -> list[Outcome]:
         missing = self.error or SMTPConnectError("message not sent")

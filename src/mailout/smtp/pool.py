@@ -24,9 +24,9 @@ from mailout.exceptions import ImproperlyConfigured, SMTPConnectError, SMTPError
 from mailout.smtp._async.client import AsyncSMTPClient
 from mailout.smtp._switching import quick_switches
 from mailout.smtp._sync.client import SMTPClient
-from mailout.smtp._work import Item, Outcome, Work
+from mailout.smtp._work import Item, OnResults, Outcome, Work
 
-__all__ = ["AsyncSMTPPool", "Outcome", "PoolOptions", "SMTPPool"]
+__all__ = ["AsyncSMTPPool", "OnResults", "Outcome", "PoolOptions", "SMTPPool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +106,20 @@ class SMTPPool:
                 return
         _quietly_close(slot)
 
-    def send_many(self, items: Sequence[Item]) -> list[Outcome]:
+    def send_many(
+        self, items: Sequence[Item], *, on_results: OnResults | None = None
+    ) -> list[Outcome]:
+        """Send ``items``; return each one's outcome, in order.
+
+        ``on_results(indices, outcomes)``, if given, hears each outcome as soon as it is final
+        (after each burst of replies on a connection, from that connection's thread), so that
+        a caller can record deliveries while the rest are still being sent. Every item is told
+        exactly once, before ``send_many`` returns.
+        """
         if not items:
             return []
         work = Work(len(items), self.options, items)
+        work.on_results = on_results
         workers = work.workers()
         if workers == 1:
             self._worker(work)
@@ -242,10 +252,14 @@ class AsyncSMTPPool:
         else:
             await _aquietly_close(slot)
 
-    async def send_many(self, items: Sequence[Item]) -> list[Outcome]:
+    async def send_many(
+        self, items: Sequence[Item], *, on_results: OnResults | None = None
+    ) -> list[Outcome]:
+        """As ``SMTPPool.send_many``; ``on_results`` is called on the event loop's thread."""
         if not items:
             return []
         work = Work(len(items), self.options, items)
+        work.on_results = on_results
         await asyncio.gather(*(self._worker(work) for _ in range(work.workers())))
         work.fail_rest(SMTPConnectError("no connection could be made to send these"))
         return work.outcomes()

@@ -16,12 +16,14 @@ caller (``now``), so tests run on an injected clock.
 from __future__ import annotations
 
 import abc
+import builtins
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Final, Protocol
 
 from mailout.conf import settings
 from mailout.exceptions import ImproperlyConfigured
+from mailout.queue.caps import Caps, LocalCaps
 from mailout.queue.limits import Bucket, Limit
 from mailout.queue.models import (
     ClaimedMessage,
@@ -36,13 +38,21 @@ from mailout.queue.models import (
 )
 from mailout.utils import import_string
 
-__all__ = ["STORAGES", "Storage", "open_storage", "shared_storage"]
+__all__ = ["STORAGES", "Enqueuer", "Storage", "bound_storage", "open_storage", "shared_storage"]
 
 #: URL scheme -> dotted path of the class; each class has ``from_url(url)``.
 STORAGES: Final[dict[str, str]] = {
     "sqlite": "mailout.queue.storage.sqlite.SQLiteStorage",
     "memory": "mailout.queue.storage.memory.MemoryStorage",
+    "postgresql": "mailout.queue.storage.postgres.PostgresStorage",
+    "postgres": "mailout.queue.storage.postgres.PostgresStorage",
 }
+
+
+class Enqueuer(Protocol):
+    name: str
+
+    def enqueue(self, messages: Iterable[NewMessage], *, now: float) -> builtins.list[int]: ...
 
 
 class Storage(abc.ABC):
@@ -74,6 +84,7 @@ class Storage(abc.ABC):
         now: float,
         limits: Mapping[str, Limit] | None = None,
         exclude_domains: Collection[str] = (),
+        exclude_mailers: Collection[str] = (),
     ) -> list[ClaimedMessage]:
         """Take up to ``limit`` due messages for ``worker`` until ``now + lease``.
 
@@ -81,7 +92,8 @@ class Storage(abc.ABC):
         takes); within each, high priority first, then the earliest due. A mailer with a
         ``limits`` entry (``"*"``: every mailer) gets no more than its tokens and daily quota
         allow, shared through the store by every worker. Messages of ``exclude_domains``
-        (by the domain of their first recipient) are left for later.
+        (by the domain of their first recipient) and of ``exclude_mailers`` (at their cap on
+        connections) are left for later.
         """
 
     @abc.abstractmethod
@@ -155,6 +167,41 @@ class Storage(abc.ABC):
         """Delete messages in ``states`` last changed before ``before``, with their events,
         ``batch`` at a time; return how many."""
 
+    # -- what a storage may do better than the defaults --------------------------------------
+
+    def caps(
+        self,
+        *,
+        worker: str,
+        domain_cap: int,
+        mailer_caps: Mapping[str, int],
+        lease: float,
+        clock: Callable[[], float],
+    ) -> Caps:
+        """The caps on connections in use (per domain, per mailer) that ``worker`` obeys.
+        By default they are counted in this process; a storage shared by many hosts counts
+        them in the store (``worker``'s slots then live under a lease its heartbeat renews)."""
+        return LocalCaps(domain_cap, mailer_caps)
+
+    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``wake()`` (from any thread) when mail may have become due: enqueued, retried,
+        released. Returns a function that stops it, or None if this storage cannot tell (the
+        worker then polls, as it always does as well: a missed call costs a poll interval)."""
+        return None
+
+    def migrate(self) -> builtins.list[int]:
+        """Create or upgrade the store's schema; return the versions applied. (SQLite does it
+        when a file is opened: nothing to do here.)"""
+        return []
+
+    def bound_to(self, connection: object) -> Enqueuer:
+        """This store's ``enqueue`` inside the caller's own database ``connection`` and its
+        transaction (the messages commit or roll back with the caller's data)."""
+        raise ImproperlyConfigured(
+            f"the queue {self.name} cannot use your database connection: only a "
+            "postgresql:// queue can enqueue inside your transaction"
+        )
+
     def close(self) -> None:  # noqa: B027 - a storage without resources has nothing to close
         """Release connections and files."""
 
@@ -165,9 +212,25 @@ class Storage(abc.ABC):
         self.close()
 
 
+def bound_storage(connection: object, url: str | None = None) -> Enqueuer:
+    """``enqueue`` inside the caller's ``connection`` for the queue at ``url`` (default:
+    ``EMAIL_QUEUE_URL``), without opening connections of the queue's own."""
+    if url is None:
+        url = settings.EMAIL_QUEUE_URL
+    if url.partition(":")[0].lower() in ("postgresql", "postgres"):
+        from mailout.queue.storage._pgbound import BoundStorage
+
+        return BoundStorage.from_url(url, connection)
+    raise ImproperlyConfigured(
+        "connection: only a postgresql:// queue can enqueue inside your transaction "
+        f"(EMAIL_QUEUE_URL is {url.partition(':')[0]}:)"
+    )
+
+
 def open_storage(url: str | None = None, *, setting: str = "EMAIL_QUEUE_URL") -> Storage:
     """A new storage for ``url`` (default: ``EMAIL_QUEUE_URL``): ``sqlite:///relative.db``,
-    ``sqlite:////absolute.db`` or ``memory:``. Errors name ``setting``."""
+    ``sqlite:////absolute.db``, ``memory:`` or ``postgresql://user@host:5432/db`` (needs
+    ``mailout[postgres]``). Errors name ``setting``."""
     if url is None:
         url = settings.EMAIL_QUEUE_URL
     scheme = url.partition(":")[0].lower()

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from mailout.exceptions import MessageNotFound
 from mailout.queue.limits import Bucket, Limit
 from mailout.queue.models import (
+    LIVE,
     WAITING,
     ClaimedMessage,
     Event,
@@ -177,10 +178,11 @@ class MemoryStorage(Storage):
         now: float,
         limits: Mapping[str, Limit] | None = None,
         exclude_domains: Collection[str] = (),
+        exclude_mailers: Collection[str] = (),
     ) -> list[ClaimedMessage]:
         limits = limits or {}
         with self._lock:
-            skip = set(exhausted(limits, self._buckets, now))
+            skip = {*exhausted(limits, self._buckets, now), *exclude_mailers}
             domains = set(exclude_domains)
 
             def candidates(state: State, priority: Priority, count: int) -> list[tuple[int, str]]:
@@ -322,8 +324,12 @@ class MemoryStorage(Storage):
             rows = list(self._rows.values())
             workers = sorted(self._workers.values(), key=lambda w: w.started_at)
         counts = dict.fromkeys(State, 0)
+        by_mailer: dict[str, dict[State, int]] = {}
         for row in rows:
             counts[row.state] += 1
+            if row.state in LIVE:
+                per = by_mailer.setdefault(row.mailer, {})
+                per[row.state] = per.get(row.state, 0) + 1
         waiting = [r.due_at for r in rows if r.state in WAITING]
         retries = [r.due_at for r in rows if r.state is State.DEFERRED and r.due_at > now]
         failed = sorted(
@@ -335,6 +341,7 @@ class MemoryStorage(Storage):
             next_retry=min(retries, default=None),
             recent_failures=tuple(r.summary() for r in failed[:failures]),
             workers=tuple(workers),
+            by_mailer=by_mailer,
         )
 
     def list(self, *, state: State | None = None, limit: int = 50) -> list[MessageSummary]:

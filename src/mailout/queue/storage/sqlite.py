@@ -183,12 +183,13 @@ class SQLiteStorage(Storage):
         now: float,
         limits: Mapping[str, Limit] | None = None,
         exclude_domains: Collection[str] = (),
+        exclude_mailers: Collection[str] = (),
     ) -> list[ClaimedMessage]:
         limits = limits or {}
         with self._write("claiming messages") as db:
             buckets = self._buckets(db) if limits else {}
             skip = {
-                "skip_mailers": json.dumps(exhausted(limits, buckets, now)),
+                "skip_mailers": json.dumps([*exhausted(limits, buckets, now), *exclude_mailers]),
                 "skip_domains": json.dumps(sorted(exclude_domains)),
                 "now": now,
             }
@@ -284,6 +285,9 @@ class SQLiteStorage(Storage):
     def stats(self, *, now: float, failures: int = 5) -> QueueStats:
         with self._read("reading the queue's status") as db:
             counts = {State(state): int(n) for state, n in db.execute(Q["count_by_state"])}
+            by_mailer: dict[str, dict[State, int]] = {}
+            for mailer, state, n in db.execute(Q["count_by_mailer"]):
+                by_mailer.setdefault(str(mailer), {})[State(state)] = int(n)
             due = [
                 row[0]
                 for state in WAITING
@@ -311,6 +315,7 @@ class SQLiteStorage(Storage):
             next_retry=min(retries, default=None),
             recent_failures=tuple(recent),
             workers=tuple(workers),
+            by_mailer=by_mailer,
         )
 
     def list(self, *, state: State | None = None, limit: int = 50) -> list[MessageSummary]:

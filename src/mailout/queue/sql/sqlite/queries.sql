@@ -129,6 +129,12 @@ ORDER BY due_at LIMIT 1;
 -- name: count_by_state
 SELECT state, count(*) FROM mailout_queue_message GROUP BY state;
 
+-- Mail not done yet per mailer (sent and failed mail is history: list and show have it).
+-- name: count_by_mailer
+SELECT mailer, state, count(*) FROM mailout_queue_message
+WHERE state IN ('queued', 'deferred', 'sending', 'held')
+GROUP BY mailer, state;
+
 -- name: recent_failures
 SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
     created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key

@@ -1,0 +1,336 @@
+-- The queue's queries on PostgreSQL. Parameters are DB-API "pyformat" (%(name)s), so every
+-- query runs through any psycopg cursor, or a Django connection's cursor, as it is. Lists
+-- are bound as arrays (= ANY(%(ids)s::bigint[])), never formatted into query text. A query
+-- that reads the partial index of waiting mail repeats its predicate with literal states, so
+-- that a prepared (generic) plan can still use it.
+
+-- name: schema_version
+SELECT value FROM mailout_queue_meta WHERE name = 'schema_version';
+
+-- name: has_schema
+SELECT to_regclass('mailout_queue_meta') IS NOT NULL;
+
+-- name: schema_exists
+SELECT count(*) FROM pg_namespace WHERE nspname = %(schema)s;
+
+-- Several hosts may migrate at once: the first takes the lock, the others wait, then find
+-- the schema at its version. The key is the schema's name, so queues in other schemas of
+-- the same database migrate independently.
+-- name: migrate_lock
+SELECT pg_advisory_xact_lock(hashtext('mailout_queue_migrate'), hashtext(%(schema)s));
+
+-- name: notify
+SELECT pg_notify(%(channel)s, '');
+
+-- A batch is inserted a chunk at a time, each chunk in three statements whatever its size:
+-- its ids, its rows (parallel arrays, one element per message), its bodies.
+-- name: next_ids
+SELECT nextval(pg_get_serial_sequence('mailout_queue_message', 'id'))
+FROM generate_series(1, %(count)s);
+
+-- A row whose key is already stored (or earlier in the same chunk) is skipped: RETURNING
+-- names the rows stored.
+-- name: insert_messages
+INSERT INTO mailout_queue_message (
+    id, idempotency_key, state, mailer, priority, sender, recipients, pending, domain,
+    message_id, subject, size, metadata, created_at, queued_at, due_at, updated_at
+)
+SELECT id, key, 'queued', mailer, priority, sender, recipients, recipients, domain,
+    message_id, subject, size, metadata, %(now)s, %(now)s, due_at, %(now)s
+FROM unnest(
+    %(ids)s::bigint[], %(keys)s::text[], %(mailers)s::text[], %(priorities)s::smallint[],
+    %(senders)s::text[], %(recipients)s::text[], %(domains)s::text[], %(message_ids)s::text[],
+    %(subjects)s::text[], %(sizes)s::integer[], %(metadatas)s::text[],
+    %(due_ats)s::double precision[]
+) AS m(id, key, mailer, priority, sender, recipients, domain, message_id, subject, size,
+       metadata, due_at)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: insert_bodies
+INSERT INTO mailout_queue_body (message, data)
+SELECT * FROM unnest(%(ids)s::bigint[], %(datas)s::bytea[]);
+
+-- name: id_for_key
+SELECT id FROM mailout_queue_message WHERE idempotency_key = %(key)s;
+
+-- Due messages of one state and priority, oldest due first, that no other worker holds
+-- locked right now (SKIP LOCKED: two workers claiming at once take disjoint messages and
+-- never wait for each other). The rows stay locked until this claim commits.
+-- name: candidates
+SELECT id, mailer FROM mailout_queue_message
+WHERE state = %(state)s AND state IN ('queued', 'deferred')
+  AND priority = %(priority)s AND due_at <= %(now)s
+  AND mailer <> ALL(%(skip_mailers)s::text[])
+  AND domain <> ALL(%(skip_domains)s::text[])
+ORDER BY due_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim
+UPDATE mailout_queue_message
+SET state = 'sending', lease_owner = %(worker)s, lease_until = %(until)s,
+    attempts = attempts + 1, updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('queued', 'deferred')
+RETURNING id, attempts, mailer, priority, sender, pending, message_id, created_at,
+    queued_at, delivered, metadata;
+
+-- name: bodies
+SELECT message, data FROM mailout_queue_body WHERE message = ANY(%(ids)s::bigint[]);
+
+-- A claim that obeys rate limits takes this lock first, so that two workers never spend the
+-- same token (claims of unlimited mail never take it), then reads every bucket.
+-- name: lock_buckets
+SELECT pg_advisory_xact_lock(hashtext('mailout_queue_bucket'), 0);
+
+-- name: buckets
+SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket;
+
+-- name: save_bucket
+INSERT INTO mailout_queue_bucket (name, tokens, updated_at, day, day_count)
+VALUES (%(name)s, %(tokens)s, %(updated_at)s, %(day)s, %(day_count)s)
+ON CONFLICT (name) DO UPDATE SET
+    tokens = excluded.tokens, updated_at = excluded.updated_at,
+    day = excluded.day, day_count = excluded.day_count;
+
+-- name: bucket
+SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket WHERE name = %(name)s;
+
+-- Only the worker that holds the lease, for the attempt it claimed, may record an outcome.
+-- Many outcomes in one statement: the values come as parallel arrays.
+-- name: record
+UPDATE mailout_queue_message AS m
+SET state = o.state, pending = o.pending, due_at = coalesce(o.due_at, m.due_at),
+    delivered = m.delivered + o.delivered, last_reply = o.summary, reason = o.reason,
+    lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
+FROM unnest(
+    %(ids)s::bigint[], %(attempts)s::integer[], %(states)s::text[], %(pendings)s::text[],
+    %(due_ats)s::double precision[], %(delivereds)s::integer[], %(summaries)s::text[],
+    %(reasons)s::text[]
+) AS o(id, attempt, state, pending, due_at, delivered, summary, reason)
+WHERE m.id = o.id AND m.state = 'sending' AND m.lease_owner = %(worker)s
+  AND m.attempts = o.attempt
+RETURNING m.id;
+
+-- name: drop_bodies
+DELETE FROM mailout_queue_body WHERE message = ANY(%(ids)s::bigint[]);
+
+-- name: add_events
+INSERT INTO mailout_queue_event (message, at, attempt, kind, recipient, code, enhanced, text, relay_id)
+SELECT * FROM unnest(
+    %(messages)s::bigint[], %(ats)s::double precision[], %(attempts)s::integer[],
+    %(kinds)s::text[], %(recipients)s::text[], %(codes)s::integer[], %(enhanceds)s::text[],
+    %(texts)s::text[], %(relay_ids)s::text[]
+);
+
+-- A worker renews the leases of the messages it knows it holds (not every row that names
+-- it: a claim whose commit it never heard of must expire, not be renewed for ever).
+-- name: renew_leases
+UPDATE mailout_queue_message SET lease_until = %(until)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'sending' AND lease_owner = %(worker)s;
+
+-- name: save_worker
+INSERT INTO mailout_queue_worker (
+    id, host, pid, started_at, seen_at, in_flight, sent, deferred, failed
+) VALUES (
+    %(id)s, %(host)s, %(pid)s, %(started_at)s, %(seen_at)s, %(in_flight)s, %(sent)s,
+    %(deferred)s, %(failed)s
+)
+ON CONFLICT (id) DO UPDATE SET
+    seen_at = excluded.seen_at, in_flight = excluded.in_flight, sent = excluded.sent,
+    deferred = excluded.deferred, failed = excluded.failed;
+
+-- name: delete_worker
+DELETE FROM mailout_queue_worker WHERE id = %(id)s;
+
+-- name: forget_workers
+DELETE FROM mailout_queue_worker WHERE seen_at < %(before)s;
+
+-- name: workers
+SELECT id, host, pid, started_at, seen_at, in_flight, sent, deferred, failed
+FROM mailout_queue_worker ORDER BY started_at, id;
+
+-- name: release
+UPDATE mailout_queue_message
+SET state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'queued' END,
+    attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'sending' AND lease_owner = %(worker)s;
+
+-- Whoever finds an expired lease releases it; SKIP LOCKED, so that two workers doing this
+-- at once never wait for each other (each releases what it locked).
+-- name: expired_leases
+SELECT id, attempts, lease_owner FROM mailout_queue_message
+WHERE state = 'sending' AND lease_until < %(now)s
+ORDER BY id
+LIMIT 10000
+FOR UPDATE SKIP LOCKED;
+
+-- name: release_expired
+UPDATE mailout_queue_message
+SET state = 'deferred', due_at = %(now)s, lease_owner = NULL, lease_until = NULL,
+    updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: first_due
+SELECT due_at FROM mailout_queue_message
+WHERE state = %(state)s AND state IN ('queued', 'deferred') AND priority = %(priority)s
+  AND mailer <> ALL(%(skip_mailers)s::text[])
+ORDER BY due_at LIMIT 1;
+
+-- name: first_due_after
+SELECT due_at FROM mailout_queue_message
+WHERE state = %(state)s AND state IN ('queued', 'deferred') AND priority = %(priority)s
+  AND due_at > %(now)s
+ORDER BY due_at LIMIT 1;
+
+-- name: count_by_state
+SELECT state, count(*) FROM mailout_queue_message GROUP BY state;
+
+-- Live mail per mailer (sent and failed mail is history: `list` and `show` have it).
+-- name: count_by_mailer
+SELECT mailer, state, count(*) FROM mailout_queue_message
+WHERE state IN ('queued', 'deferred', 'sending', 'held')
+GROUP BY mailer, state;
+
+-- name: recent_failures
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
+FROM mailout_queue_message WHERE state = 'failed' ORDER BY updated_at DESC LIMIT %(limit)s;
+
+-- name: list_state
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
+FROM mailout_queue_message WHERE state = %(state)s
+ORDER BY updated_at DESC, id DESC LIMIT %(limit)s;
+
+-- name: list_all
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key
+FROM mailout_queue_message ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: get
+SELECT id, state, mailer, priority, sender, recipients, pending, subject, message_id, size,
+    created_at, queued_at, due_at, updated_at, attempts, last_reply, reason, idempotency_key,
+    metadata, (SELECT data FROM mailout_queue_body WHERE message = %(id)s), lease_owner,
+    lease_until
+FROM mailout_queue_message WHERE id = %(id)s;
+
+-- name: events
+SELECT message, at, attempt, kind, recipient, code, enhanced, text, relay_id
+FROM mailout_queue_event WHERE message = %(id)s ORDER BY id;
+
+-- Operations by id (an array) or on every message (`_all`), as Postfix's postsuper.
+-- name: hold_ids
+UPDATE mailout_queue_message SET state = 'held', updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('queued', 'deferred')
+RETURNING id;
+
+-- name: hold_all
+UPDATE mailout_queue_message SET state = 'held', updated_at = %(now)s
+WHERE state IN ('queued', 'deferred')
+RETURNING id;
+
+-- name: unhold_ids
+UPDATE mailout_queue_message
+SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'held'
+RETURNING id;
+
+-- name: unhold_all
+UPDATE mailout_queue_message
+SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, updated_at = %(now)s
+WHERE state = 'held'
+RETURNING id;
+
+-- name: expire_ids
+UPDATE mailout_queue_message
+SET state = 'failed', reason = 'expired', last_reply = 'expired by an operator',
+    updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('queued', 'deferred', 'held')
+RETURNING id;
+
+-- name: expire_all
+UPDATE mailout_queue_message
+SET state = 'failed', reason = 'expired', last_reply = 'expired by an operator',
+    updated_at = %(now)s
+WHERE state IN ('queued', 'deferred', 'held')
+RETURNING id;
+
+-- name: retry_ids
+UPDATE mailout_queue_message
+SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, due_at = %(now)s,
+    queued_at = CASE WHEN state = 'failed' THEN %(now)s ELSE queued_at END,
+    reason = NULL, updated_at = %(now)s
+WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('deferred', 'failed')
+RETURNING id;
+
+-- name: retry_all
+UPDATE mailout_queue_message
+SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, due_at = %(now)s,
+    queued_at = CASE WHEN state = 'failed' THEN %(now)s ELSE queued_at END,
+    reason = NULL, updated_at = %(now)s
+WHERE state IN ('deferred', 'failed')
+RETURNING id;
+
+-- name: retry_failed
+UPDATE mailout_queue_message
+SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END, due_at = %(now)s,
+    queued_at = %(now)s, reason = NULL, updated_at = %(now)s
+WHERE state = 'failed'
+RETURNING id;
+
+-- name: operation_events
+INSERT INTO mailout_queue_event (message, at, attempt, kind, text)
+SELECT id, %(now)s, attempts, %(kind)s, %(text)s
+FROM mailout_queue_message WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: purge_pick
+SELECT id FROM mailout_queue_message
+WHERE state = %(state)s AND updated_at < %(before)s
+ORDER BY updated_at LIMIT %(limit)s;
+
+-- name: purge_events
+DELETE FROM mailout_queue_event WHERE message = ANY(%(ids)s::bigint[]);
+
+-- name: purge_bodies
+DELETE FROM mailout_queue_body WHERE message = ANY(%(ids)s::bigint[]);
+
+-- name: purge_messages
+DELETE FROM mailout_queue_message WHERE id = ANY(%(ids)s::bigint[]);
+
+-- Connection slots (per mailer, per domain) shared by every worker: see the schema. A
+-- delivery takes its slots in a transaction holding the advisory lock of each name it needs
+-- (taken in sorted order, so two workers never deadlock): two workers never both see the
+-- last free slot. Volatile functions in the select list run after ORDER BY (PostgreSQL 9.6+).
+-- name: lock_slots
+SELECT pg_advisory_xact_lock(hashtext('mailout_queue_slot'), hashtext(key))
+FROM unnest(%(keys)s::text[]) AS key
+ORDER BY key;
+
+-- name: slots_used
+SELECT kind, name, sum(used) FROM mailout_queue_slot
+WHERE until >= %(now)s AND kind || ':' || name = ANY(%(keys)s::text[])
+GROUP BY kind, name;
+
+-- name: take_slots
+INSERT INTO mailout_queue_slot (holder, worker, kind, name, used, until)
+SELECT %(holder)s, %(worker)s, kind, name, used, %(until)s
+FROM unnest(%(kinds)s::text[], %(names)s::text[], %(useds)s::integer[]) AS s(kind, name, used)
+ON CONFLICT (kind, name, holder) DO NOTHING;
+
+-- name: give_slots
+DELETE FROM mailout_queue_slot WHERE holder = %(holder)s;
+
+-- name: renew_slots
+UPDATE mailout_queue_slot SET until = %(until)s WHERE worker = %(worker)s;
+
+-- Names with at least `least` slots in use (the smallest cap): the caller compares each with
+-- its own cap.
+-- name: busy_slots
+SELECT kind, name, sum(used) FROM mailout_queue_slot
+WHERE until >= %(now)s
+GROUP BY kind, name
+HAVING sum(used) >= %(least)s;
+
+-- name: forget_slots
+DELETE FROM mailout_queue_slot WHERE worker = %(worker)s OR until < %(before)s;
