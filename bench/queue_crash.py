@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailout-crash-") as folder:
         result = run_crash(
-            Path(folder) / "queue.db",
+            f"sqlite:///{Path(folder) / 'queue.db'}",
             messages=args.messages,
             chaos_seconds=args.seconds,
             workers=args.workers,

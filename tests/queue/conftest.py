@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,23 +17,43 @@ from mailout.queue.storage.sqlite import SQLiteStorage
 T0 = 1_800_000_000.0  # a fixed "now" for tests on the injected clock
 
 
-def _memory(tmp_path: Path) -> Storage:
-    return MemoryStorage("memory:test")
+@contextlib.contextmanager
+def _memory(tmp_path: Path) -> Iterator[Storage]:
+    with MemoryStorage("memory:test") as store:
+        yield store
 
 
-def _sqlite(tmp_path: Path) -> Storage:
-    return SQLiteStorage(tmp_path / "queue.db")
+@contextlib.contextmanager
+def _sqlite(tmp_path: Path) -> Iterator[Storage]:
+    with SQLiteStorage(tmp_path / "queue.db") as store:
+        yield store
 
 
-#: The storages the contract suite runs against; issue 10 adds "postgres" here.
-STORAGES: dict[str, Callable[[Path], Storage]] = {"memory": _memory, "sqlite": _sqlite}
+@contextlib.contextmanager
+def _postgres(tmp_path: Path) -> Iterator[Storage]:
+    from mailout.queue.storage.postgres import PostgresStorage
+    from tests.queue.pg import pg_queue
+
+    with pg_queue() as url:
+        store = PostgresStorage(url)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+#: The storages the contract suite runs against.
+STORAGES: dict[str, Callable[[Path], contextlib.AbstractContextManager[Storage]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(STORAGES))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    store = STORAGES[request.param](tmp_path)
-    yield store
-    store.close()
+    with STORAGES[request.param](tmp_path) as store:
+        yield store
 
 
 @pytest.fixture(autouse=True)

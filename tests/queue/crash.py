@@ -1,7 +1,8 @@
 """The crash harness: enqueue and deliver while processes are SIGKILLed, then count.
 
-Shared by the CI test (``test_crash.py``, a few thousand messages) and ``bench/queue_crash.py``
-(a longer run). Real processes, a real SQLite file, a real recording SMTP server:
+Shared by the CI tests (``test_crash.py``: SQLite, and PostgreSQL with four workers; a few
+thousand messages) and ``bench/queue_crash.py`` (a longer run). Real processes, a real SQLite
+file or PostgreSQL schema, a real recording SMTP server:
 
 * an enqueuer process sends batches of random size with idempotency keys and prints each
   batch's range once ``enqueue()`` returned; it is SIGKILLed now and then and restarted where
@@ -10,11 +11,18 @@ Shared by the CI test (``test_crash.py``, a few thousand messages) and ``bench/q
   the SMTP server right after it wrote the ``250`` for a message (before the worker could
   commit it), and restarted;
 * then the killing stops, the queue drains, and the harness reports what was acknowledged,
-  stored, sent and received.
+  stored, sent and received, and which workers' leases expired (only killed ones may).
+
+The duplicate bound (README, "What is guaranteed"): a worker records outcomes as each burst
+of replies comes in, so a killed worker leaves unrecorded at most what its connections had
+in flight: for each delivery (``concurrency`` of them), up to ``pool size`` connections, each
+with the burst it was reading and the one waiting for its commit, i.e. at most
+``concurrency x min(batch, 2 x pool size x pool batch)`` messages (the pool's batch: 50).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -24,8 +32,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.servers.recording import Accepted, RecordingServer, pid_of_port
 
@@ -64,17 +74,29 @@ class CrashResult:
     worker_exit_codes: list[int] = field(default_factory=list)
     batch: int = 0
     concurrency: int = 0
+    pool_size: int = 4
+    pool_batch: int = 50
     seconds: float = 0.0
+    killed_pids: set[int] = field(default_factory=set)
+    expired_owners: list[str] = field(default_factory=list)  # workers whose leases expired
 
     @property
     def duplicates(self) -> int:
         return sum(count - 1 for count in self.received.values() if count > 1)
 
     @property
+    def per_kill(self) -> int:
+        """README's bound per killed worker: what its connections had in flight."""
+        return self.concurrency * min(self.batch, 2 * self.pool_size * self.pool_batch)
+
+    @property
     def bound(self) -> int:
-        """README's bound: each killed worker may deliver again what it held, at most
-        ``batch * concurrency`` messages."""
-        return (self.worker_kills + self.kills_after_250) * self.batch * self.concurrency
+        return (self.worker_kills + self.kills_after_250) * self.per_kill
+
+    @property
+    def live_leases_expired(self) -> list[str]:
+        """Leases that expired although their worker was not killed (must be none)."""
+        return [w for w in self.expired_owners if int(w.split(":")[-2]) not in self.killed_pids]
 
     def summary(self) -> str:
         return (
@@ -87,8 +109,8 @@ class CrashResult:
 
 
 class _Enqueuer:
-    def __init__(self, db: Path, total: int, env: dict[str, str]) -> None:
-        self.db, self.total, self.env = db, total, env
+    def __init__(self, total: int, env: dict[str, str]) -> None:
+        self.total, self.env = total, env
         self.acked_to = 0
         self.acked: set[str] = set()
         self.done = False
@@ -142,7 +164,7 @@ class _Enqueuer:
 
 
 def run_crash(
-    db: Path,
+    url: str,
     *,
     messages: int,
     chaos_seconds: float,
@@ -170,12 +192,13 @@ def run_crash(
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             result.kills_after_250 += 1
+            result.killed_pids.add(pid)
 
     started = time.monotonic()
     with RecordingServer(on_accept=after_250) as server:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
-            "EMAIL_QUEUE_URL": f"sqlite:///{db}",
+            "EMAIL_QUEUE_URL": url,
             "EMAIL_HOST": server.host,
             "EMAIL_PORT": str(server.port),
         }
@@ -189,7 +212,7 @@ def run_crash(
                 command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
 
-        enqueuer = _Enqueuer(db, messages, env)
+        enqueuer = _Enqueuer(messages, env)
         enqueuer.start()
         with lock:
             procs.extend(spawn() for _ in range(workers))
@@ -205,6 +228,7 @@ def run_crash(
                             victim.send_signal(signal.SIGKILL)
                             victim.wait()
                             result.worker_kills += 1
+                            result.killed_pids.add(victim.pid)
                     elif roll < 0.75 and enqueuer.kill():
                         result.enqueuer_kills += 1
                     for n, proc in enumerate(procs):
@@ -221,12 +245,12 @@ def run_crash(
                     if proc.poll() is not None:
                         procs[n] = spawn()
             drain_deadline = time.monotonic() + drain_timeout
-            while _waiting(db) and time.monotonic() < drain_deadline:
+            while _waiting(url) and time.monotonic() < drain_deadline:
                 time.sleep(0.2)
         finally:
             chaos.clear()
             with lock:
-                _wait_registered(db, [p.pid for p in procs if p.poll() is None])
+                _wait_registered(url, [p.pid for p in procs if p.poll() is None])
                 for proc in procs:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGTERM)
@@ -240,33 +264,51 @@ def run_crash(
         for accepted in server.accepted:
             result.received[accepted.message_id] += 1
     result.acknowledged = set(enqueuer.acked)
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT idempotency_key, message_id, state FROM mailout_queue_message")
-        result.stored = {key: (mid, state) for key, mid, state in rows}
+    rows = query(url, "SELECT idempotency_key, message_id, state FROM mailout_queue_message")
+    result.stored = {key: (mid, state) for key, mid, state in rows}
+    text = "SELECT text FROM mailout_queue_event WHERE kind = 'lease-expired'"
+    result.expired_owners = [t.split()[4] for (t,) in query(url, text)]
     result.seconds = time.monotonic() - started
     return result
 
 
-def _waiting(db: Path) -> bool:
+@contextlib.contextmanager
+def _connect(url: str) -> Iterator[Any]:
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10) as conn:
+            yield conn
+        return
+    import psycopg
+
+    from tests.queue.pg import SERVER, schema_of
+
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute("SELECT set_config('search_path', %s, false)", [schema_of(url)])
+        yield conn
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` from the queue at ``url`` (SQLite or PostgreSQL), outside mailout."""
+    with _connect(url) as conn:
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+
+
+def _waiting(url: str) -> bool:
     try:
-        with sqlite3.connect(db, timeout=10) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM mailout_queue_message WHERE state <> 'sent'"
-            ).fetchone()
-    except sqlite3.Error:
+        rows = query(url, "SELECT count(*) FROM mailout_queue_message WHERE state <> 'sent'")
+    except Exception:  # the file or server is busy: look again
         return True
-    return bool(row[0])
+    return bool(rows[0][0])
 
 
-def _wait_registered(db: Path, pids: list[int], timeout: float = 20.0) -> None:
+def _wait_registered(url: str, pids: list[int], timeout: float = 20.0) -> None:
     """Wait until each worker registered itself (it handles SIGTERM from then on: a worker
     still importing would simply die of it, claiming nothing)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with sqlite3.connect(db, timeout=10) as conn:
-                seen = {row[0] for row in conn.execute("SELECT pid FROM mailout_queue_worker")}
-        except sqlite3.Error:
+            seen = {row[0] for row in query(url, "SELECT pid FROM mailout_queue_worker")}
+        except Exception:
             seen = set()
         if set(pids) <= seen:
             return

@@ -1,17 +1,33 @@
 """Nothing is lost: processes SIGKILLed at random moments (and right after a 250), restarted.
 
-The larger run is ``bench/queue_crash.py``; this one fits CI (about 40 s).
+On SQLite (two workers) and on PostgreSQL (four workers draining one queue). The larger run
+is ``bench/queue_crash.py``; these fit CI (about 40 and 25 s).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.queue.crash import run_crash
+from tests.queue.crash import CrashResult, run_crash
+from tests.queue.pg import pg_queue
 
 
 def test_kill_everything_lose_nothing(tmp_path: Path) -> None:
-    result = run_crash(tmp_path / "queue.db", messages=3000, chaos_seconds=20, seed=9)
+    result = run_crash(
+        f"sqlite:///{tmp_path / 'queue.db'}", messages=3000, chaos_seconds=20, seed=9
+    )
+    check(result, 3000)
+
+
+def test_four_workers_on_postgresql_killed_and_restarted_lose_nothing() -> None:
+    with pg_queue() as url:
+        result = run_crash(
+            url, messages=3000, chaos_seconds=12, workers=4, batch=50, lease=1.0, seed=4
+        )
+    check(result, 3000)
+
+
+def check(result: CrashResult, messages: int) -> None:
     print(result.summary())
     # The chaos was real: workers killed at random and between a 250 and its commit, and the
     # enqueuing process killed too.
@@ -29,7 +45,10 @@ def test_kill_everything_lose_nothing(tmp_path: Path) -> None:
     assert received <= {message_id for message_id, _ in result.stored.values()}
     # ...and what came twice stays within the documented bound.
     assert result.duplicates <= result.bound
+    # No lease of a live worker ever expired: a message is only taken over from a killed
+    # worker (and claims are disjoint: FOR UPDATE SKIP LOCKED, BEGIN IMMEDIATE).
+    assert result.live_leases_expired == []
     # Workers still running at the end stopped cleanly on SIGTERM.
     assert set(result.worker_exit_codes) == {0}
-    # The enqueuer finished: all 3000 are there.
-    assert len(result.stored) == 3000
+    # The enqueuer finished: all of them are there.
+    assert len(result.stored) == messages

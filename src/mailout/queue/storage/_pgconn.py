@@ -102,18 +102,25 @@ class Connector:
         self.retry_for = retry_for
         self.psycopg, pool_module = import_driver()
         self._closed = False
-        kwargs = {"application_name": application_name, "connect_timeout": 10}
+        # The URL's own application_name (and connect_timeout) win over these defaults.
+        self.options = {
+            name: value
+            for name, value in (("application_name", application_name), ("connect_timeout", 10))
+            if f"{name}=" not in url.conninfo
+        }
         self.pool: psycopg_pool.ConnectionPool[Any] = pool_module.ConnectionPool(
             url.conninfo,
             min_size=1,
             max_size=url.pool_size,
-            kwargs=kwargs,
+            kwargs=self.options,
             configure=self._configure,
+            # A connection that died while idle (a restart, pg_terminate_backend) is noticed
+            # when it is taken out, at the cost of an empty query, and replaced.
+            check=pool_module.ConnectionPool.check_connection,
             open=False,
             timeout=10.0,
             name=f"mailout-queue {url.name}",
         )
-        self.application_name = application_name
         with self.errors("connect"):
             self.pool.open(wait=True, timeout=10.0)
 
@@ -127,9 +134,8 @@ class Connector:
     def connect(self, **options: Any) -> psycopg.Connection[Any]:
         """A connection of its own (LISTEN, migrations), outside the pool."""
         return self.psycopg.connect(  # type: ignore[no-any-return]
-            self.url.conninfo, application_name=self.application_name, connect_timeout=10,
-            **options,
-        )  # fmt: skip
+            self.url.conninfo, **self.options, **options
+        )
 
     @contextlib.contextmanager
     def errors(self, doing: str) -> Iterator[None]:
