@@ -24,6 +24,7 @@ connection (Django's) can run them as they are.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import json
 import threading
@@ -388,10 +389,13 @@ def insert_messages(cur: Any, messages: Iterable[NewMessage], now: float) -> bui
         columns = _columns(chunk, ids, now)
         cur.execute(Q["insert_messages"], columns)
         inserted = {int(row[0]) for row in cur.fetchall()}
-        stored = [i for i in ids if i in inserted]
-        if stored:
-            data = [m.data for m, i in zip(chunk, ids, strict=True) if i in inserted]
-            cur.execute(Q["insert_bodies"], {"ids": stored, "datas": data})
+        bodies = [
+            (id_, base64.b64encode(m.data).decode("ascii"))
+            for m, id_ in zip(chunk, ids, strict=True)
+            if id_ in inserted
+        ]
+        if bodies:
+            cur.execute(Q["insert_bodies"], {"bodies": json.dumps(bodies)})
         for message, id_ in zip(chunk, ids, strict=True):
             if id_ in inserted:
                 out.append(id_)
@@ -402,24 +406,26 @@ def insert_messages(cur: Any, messages: Iterable[NewMessage], now: float) -> bui
 
 
 def _columns(chunk: Sequence[NewMessage], ids: Sequence[int], now: float) -> dict[str, Any]:
-    return {
-        "ids": list(ids),
-        "keys": [m.key for m in chunk],
-        "mailers": [m.mailer for m in chunk],
-        "priorities": [int(m.priority) for m in chunk],
-        "senders": [m.sender for m in chunk],
-        "recipients": [json.dumps(m.recipients) for m in chunk],
-        "domains": [m.domain for m in chunk],
-        "message_ids": [m.message_id for m in chunk],
-        "subjects": [m.subject for m in chunk],
-        "sizes": [len(m.data) for m in chunk],
-        "metadatas": [
-            json.dumps({"smtputf8": m.smtputf8, "eight_bit": m.eight_bit, "user": dict(m.metadata)})
-            for m in chunk
-        ],
-        "due_ats": [now if m.not_before is None else m.not_before for m in chunk],
-        "now": now,
-    }
+    rows = [
+        {
+            "id": id_,
+            "key": m.key,
+            "mailer": m.mailer,
+            "priority": int(m.priority),
+            "sender": m.sender,
+            "recipients": json.dumps(m.recipients),
+            "domain": m.domain,
+            "message_id": m.message_id,
+            "subject": m.subject,
+            "size": len(m.data),
+            "metadata": json.dumps(
+                {"smtputf8": m.smtputf8, "eight_bit": m.eight_bit, "user": dict(m.metadata)}
+            ),
+            "due_at": now if m.not_before is None else m.not_before,
+        }
+        for m, id_ in zip(chunk, ids, strict=True)
+    ]
+    return {"rows": json.dumps(rows), "now": now}
 
 
 def _buckets(cur: Any) -> dict[str, Bucket]:

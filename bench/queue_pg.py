@@ -1,0 +1,250 @@
+"""The queue on PostgreSQL: enqueue, one worker against four, a million queued.
+
+    .venv/bin/python bench/queue_pg.py                      # ~5 minutes
+    .venv/bin/python bench/queue_pg.py --messages 20000 --scale 100000   # quicker
+
+Against the machine's PostgreSQL (``--server``, default 127.0.0.1:5432 database ``test``),
+in a schema of its own, dropped at the end; mail goes to the loopback sink of
+``tests/servers/sink.py`` in its own process (the one ``bench/smtp_bench.py`` uses).
+
+1. Enqueue ``--messages`` short notifications in batches of 1 000: ``enqueue()`` (rendering
+   included) and ``Storage.enqueue`` of messages rendered beforehand (the store alone).
+2. Drain ``--messages`` shipping notices (~4.8 KB) into the sink: direct pooled sending
+   (``get_connection().send_messages(messages)``, the default pool of 4, messages built
+   beforehand: the baseline), then one ``mailout queue worker`` process, then four. The
+   queue is filled and put on hold, the workers started and registered, then everything is
+   released (their NOTIFY wakes them) and the clock runs until the sink has every message.
+3. ``--scale`` (default 1 000 000) messages queued (the store alone, then VACUUM ANALYZE):
+   one claim of 200 (five in a row, each released), claims back to back (one claimer, then
+   four threads at once: SKIP LOCKED), and ``Queue.status()``.
+
+Targets (issue 10): four workers >= 1.5 x one worker and >= 80 % of direct pooled sending;
+enqueue >= 10 000 a second in batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import psycopg  # noqa: E402
+from queue_enqueue import notice, short  # noqa: E402
+from tests.servers.sink import SinkServer  # noqa: E402
+
+import mailout  # noqa: E402
+from mailout.queue import ALL, Queue  # noqa: E402
+from mailout.queue.enqueue import enqueue, prepare  # noqa: E402
+from mailout.queue.storage.postgres import PostgresStorage  # noqa: E402
+
+SMTP = "mailout.backends.smtp.EmailBackend"
+
+
+class Schema:
+    """A queue in a new schema, migrated; dropped on exit."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.name = f"mailout_bench_{uuid.uuid4().hex[:8]}"
+        self.url = f"{server}?schema={self.name}"
+
+    def __enter__(self) -> Schema:
+        with PostgresStorage(self.url, check_schema=False) as storage:
+            storage.migrate()
+        return self
+
+    def sql(self, text: str) -> None:
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{self.name}"')
+            conn.execute(text)
+
+    def __exit__(self, *exc: object) -> None:
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+
+
+def bench_enqueue(server: str, count: int) -> tuple[float, float]:
+    mailout.configure({"EMAIL_QUEUE_MAILER": None})
+    with Schema(server) as schema, PostgresStorage(schema.url) as storage:
+        started = time.perf_counter()
+        for start in range(0, count, 1000):
+            enqueue([short(n) for n in range(start, min(count, start + 1000))], storage=storage)
+        full = count / (time.perf_counter() - started)
+        rendered = [
+            list(prepare([short(n) for n in range(s, s + 1000)])) for s in range(0, count, 1000)
+        ]
+        started = time.perf_counter()
+        for batch in rendered:
+            storage.enqueue(batch, now=time.time())
+        alone = count / (time.perf_counter() - started)
+    return full, alone
+
+
+def bench_direct(sink: SinkServer, count: int) -> float:
+    messages = [notice(n) for n in range(count)]
+    backend = mailout.get_connection(SMTP, host=sink.host, port=sink.port)
+    before = sink.count
+    started = time.perf_counter()
+    assert backend.send_messages(messages) == count
+    elapsed = time.perf_counter() - started
+    _wait_for(sink, before + count)
+    return count / elapsed
+
+
+def bench_workers(server: str, sink: SinkServer, count: int, workers: int) -> float:
+    with Schema(server) as schema:
+        with Queue(schema.url) as queue:
+            for start in range(0, count, 1000):
+                queue.enqueue([notice(n) for n in range(start, min(count, start + 1000))])
+            queue.hold(ALL)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
+            "EMAIL_QUEUE_URL": schema.url,
+            "EMAIL_HOST": sink.host,
+            "EMAIL_PORT": str(sink.port),
+        }
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "mailout", "queue", "worker", "--progress", "lines"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(workers)
+        ]
+        try:
+            with Queue(schema.url) as queue:
+                while len(queue.status().workers) < workers:
+                    time.sleep(0.05)
+                time.sleep(1.0)  # idle: each looked, found nothing, and sleeps
+                before = sink.count
+                started = time.perf_counter()
+                queue.release(ALL)
+                _wait_for(sink, before + count, timeout=600)
+                elapsed = time.perf_counter() - started
+                while queue.status().counts[mailout.queue.State.SENT] < count:
+                    time.sleep(0.05)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            codes = [proc.wait(60) for proc in procs]
+        if codes != [0] * workers:
+            raise SystemExit(f"workers exited {codes}")
+    return count / elapsed
+
+
+def bench_scale(server: str, count: int) -> None:
+    mailout.configure({"EMAIL_QUEUE_MAILER": None})
+    with Schema(server) as schema:
+        rendered = [
+            list(prepare([short(n) for n in range(s, s + 1000)])) for s in range(0, 10000, 1000)
+        ]
+        with PostgresStorage(schema.url) as storage:
+            started = time.perf_counter()
+            for start in range(0, count, 1000):
+                storage.enqueue(rendered[(start // 1000) % len(rendered)], now=time.time())
+            elapsed = time.perf_counter() - started
+            print(
+                f"  {count:,} queued (the store alone): {count / elapsed:,.0f} a second", flush=True
+            )
+            schema.sql("VACUUM ANALYZE")
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                claimed = storage.claim(worker="bench", limit=200, lease=60, now=time.time())
+                times.append(time.perf_counter() - started)
+                storage.release([m.id for m in claimed], worker="bench", now=time.time())
+            print(
+                "  one claim of 200: " + ", ".join(f"{t * 1000:.1f} ms" for t in times), flush=True
+            )
+            for claimers in (1, 4):
+                done = [0] * claimers
+
+                def claim(n: int, rounds: int = 50) -> None:
+                    for _ in range(rounds):
+                        done[n] += len(
+                            storage.claim(
+                                worker=f"bench-{n}", limit=200, lease=600, now=time.time()
+                            )
+                        )
+
+                threads = [threading.Thread(target=claim, args=(n,)) for n in range(claimers)]
+                started = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                elapsed = time.perf_counter() - started
+                calls = 50 * claimers
+                print(
+                    f"  claims back to back, {claimers} claimer(s): {calls / elapsed:,.0f} claims "
+                    f"a second, {sum(done) / elapsed:,.0f} messages a second "
+                    f"({elapsed / calls * 1000:.1f} ms each)",
+                    flush=True,
+                )
+            with Queue(schema.url) as queue:
+                times = []
+                for _ in range(3):
+                    started = time.perf_counter()
+                    queue.status()
+                    times.append(time.perf_counter() - started)
+            print("  Queue.status(): " + ", ".join(f"{t:.2f} s" for t in times), flush=True)
+
+
+def _wait_for(sink: SinkServer, expected: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while sink.count < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if sink.count != expected:
+        raise SystemExit(f"the sink counted {sink.count} messages, expected {expected}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--scale", type=int, default=1_000_000)
+    parser.add_argument("--skip", nargs="*", default=(), choices=("enqueue", "drain", "scale"))
+    args = parser.parse_args()
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
+    if "enqueue" not in args.skip:
+        full, alone = bench_enqueue(args.server, args.messages)
+        print(
+            f"enqueue {args.messages:,} short notifications, batches of 1 000: enqueue() "
+            f"{full:,.0f} a second; the store alone {alone:,.0f} a second",
+            flush=True,
+        )
+    if "drain" not in args.skip:
+        with SinkServer(process=True) as sink:
+            mailout.configure({"EMAIL_HOST": sink.host, "EMAIL_PORT": sink.port})
+            direct = bench_direct(sink, args.messages)
+            print(
+                f"drain {args.messages:,} notices: direct pooled {direct:,.0f} a second", flush=True
+            )
+            one = bench_workers(args.server, sink, args.messages, 1)
+            print(f"  one worker {one:,.0f} a second", flush=True)
+            four = bench_workers(args.server, sink, args.messages, 4)
+            print(
+                f"  four workers {four:,.0f} a second: {four / one:.2f} x one worker, "
+                f"{four / direct:.0%} of direct pooled",
+                flush=True,
+            )
+    if "scale" not in args.skip:
+        print(f"{args.scale:,} queued:", flush=True)
+        bench_scale(args.server, args.scale)
+
+
+if __name__ == "__main__":
+    main()
