@@ -170,7 +170,7 @@ def bench_scale(server: str, count: int) -> None:
             for claimers in (1, 4):
                 done = [0] * claimers
 
-                def claim(n: int, rounds: int = 50) -> None:
+                def claim(n: int, done: list[int] = done, rounds: int = 50) -> None:
                     for _ in range(rounds):
                         done[n] += len(
                             storage.claim(

@@ -6,7 +6,8 @@
 or ``EMAIL_BACKEND = "mailout.backends.queue.EmailBackend"`` for every ``send_mail()``; then
 ``mailout queue worker`` delivers. ``Queue`` is the operator's API (status, list, show, hold,
 release, expire, retry, purge, healthcheck); ``Worker`` the delivery loop; ``open_storage``
-picks a store by URL (``sqlite:///mailout-queue.db``, ``memory:``).
+picks a store by URL (``sqlite:///mailout-queue.db``, ``memory:``, or
+``postgresql://user@host/db`` for workers on many machines: ``mailout queue migrate``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ One loop claims (fairly, within rate limits and the per-domain cap) and hands ea
 share of a claim to a delivery thread (``concurrency`` of them); a heartbeat thread renews the
 leases while deliveries run, so a claim outlives a slow server but not a dead worker: when the
 heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the mail over.
+An idle worker sleeps up to ``poll_interval``; a store that can tell when mail arrives
+(PostgreSQL's NOTIFY: ``Storage.subscribe``) wakes it sooner. The caps on connections per
+domain and per mailer come from the store (``Storage.caps``): counted in this process, or,
+on PostgreSQL, across every worker.
 
 SIGTERM/SIGINT stop the claiming; deliveries in flight finish and are recorded; claimed mail
 not yet started is given back; the worker exits 0. A second signal exits at once (its mail is

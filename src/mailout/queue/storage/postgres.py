@@ -479,21 +479,20 @@ def record_outcomes(
 ) -> builtins.list[bool]:
     if not outcomes:
         return []
-    cur.execute(
-        Q["record"],
+    rows = [
         {
-            "ids": [o.id for o in outcomes],
-            "attempts": [o.attempt for o in outcomes],
-            "states": [str(o.state) for o in outcomes],
-            "pendings": [json.dumps(o.recipients) for o in outcomes],
-            "due_ats": [o.due_at for o in outcomes],
-            "delivereds": [o.delivered for o in outcomes],
-            "summaries": [o.summary[:1000] for o in outcomes],
-            "reasons": [o.reason for o in outcomes],
-            "worker": worker,
-            "now": now,
-        },
-    )
+            "id": o.id,
+            "attempt": o.attempt,
+            "state": str(o.state),
+            "pending": json.dumps(o.recipients),
+            "due_at": o.due_at,
+            "delivered": o.delivered,
+            "summary": o.summary[:1000],
+            "reason": o.reason,
+        }
+        for o in outcomes
+    ]
+    cur.execute(Q["record"], {"outcomes": json.dumps(rows), "worker": worker, "now": now})
     recorded = {int(row[0]) for row in cur.fetchall()}
     done = [o.id in recorded for o in outcomes]
     if not keep_body:
@@ -507,20 +506,9 @@ def record_outcomes(
 def add_events(cur: Any, events: Sequence[Event]) -> None:
     if not events:
         return
-    cur.execute(
-        Q["add_events"],
-        {
-            "messages": [e.message for e in events],
-            "ats": [e.at for e in events],
-            "attempts": [e.attempt for e in events],
-            "kinds": [e.kind for e in events],
-            "recipients": [e.recipient for e in events],
-            "codes": [e.code for e in events],
-            "enhanceds": [e.enhanced for e in events],
-            "texts": [e.text for e in events],
-            "relay_ids": [e.relay_id for e in events],
-        },
-    )
+    fields = Event.__dataclass_fields__
+    rows = [{name: getattr(e, name) for name in fields} for e in events]
+    cur.execute(Q["add_events"], {"events": json.dumps(rows)})
 
 
 def release_expired(cur: Any, now: float) -> int:

@@ -1,6 +1,7 @@
 -- The queue's queries on PostgreSQL. Parameters are DB-API "pyformat" (%(name)s), so every
 -- query runs through any psycopg cursor, or a Django connection's cursor, as it is. Lists
--- are bound as arrays (= ANY(%(ids)s::bigint[])), never formatted into query text. A query
+-- of ids or names are bound as arrays (= ANY(%(ids)s::bigint[])), many rows at once as one
+-- JSON document (json_to_recordset): never formatted into query text. A query
 -- that reads the partial index of waiting mail repeats its predicate with literal states, so
 -- that a prepared (generic) plan can still use it.
 
@@ -99,17 +100,16 @@ ON CONFLICT (name) DO UPDATE SET
 SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket WHERE name = %(name)s;
 
 -- Only the worker that holds the lease, for the attempt it claimed, may record an outcome.
--- Many outcomes in one statement: the values come as parallel arrays.
+-- Many outcomes in one statement: one JSON array of objects.
 -- name: record
 UPDATE mailout_queue_message AS m
 SET state = o.state, pending = o.pending, due_at = coalesce(o.due_at, m.due_at),
     delivered = m.delivered + o.delivered, last_reply = o.summary, reason = o.reason,
     lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
-FROM unnest(
-    %(ids)s::bigint[], %(attempts)s::integer[], %(states)s::text[], %(pendings)s::text[],
-    %(due_ats)s::double precision[], %(delivereds)s::integer[], %(summaries)s::text[],
-    %(reasons)s::text[]
-) AS o(id, attempt, state, pending, due_at, delivered, summary, reason)
+FROM json_to_recordset(%(outcomes)s::json) AS o(
+    id bigint, attempt integer, state text, pending text, due_at double precision,
+    delivered integer, summary text, reason text
+)
 WHERE m.id = o.id AND m.state = 'sending' AND m.lease_owner = %(worker)s
   AND m.attempts = o.attempt
 RETURNING m.id;
@@ -119,10 +119,10 @@ DELETE FROM mailout_queue_body WHERE message = ANY(%(ids)s::bigint[]);
 
 -- name: add_events
 INSERT INTO mailout_queue_event (message, at, attempt, kind, recipient, code, enhanced, text, relay_id)
-SELECT * FROM unnest(
-    %(messages)s::bigint[], %(ats)s::double precision[], %(attempts)s::integer[],
-    %(kinds)s::text[], %(recipients)s::text[], %(codes)s::integer[], %(enhanceds)s::text[],
-    %(texts)s::text[], %(relay_ids)s::text[]
+SELECT message, at, attempt, kind, recipient, code, enhanced, coalesce(text, ''), relay_id
+FROM json_to_recordset(%(events)s::json) AS e(
+    message bigint, at double precision, attempt integer, kind text, recipient text,
+    code integer, enhanced text, text text, relay_id text
 );
 
 -- A worker renews the leases of the messages it knows it holds (not every row that names
