@@ -17,6 +17,7 @@ import pytest
 
 import mailout
 from mailout.backends.smtp import EmailBackend
+from mailout.exceptions import SMTPConnectError
 from mailout.smtp import Envelope, SendResult, SMTPClient
 from mailout.smtp.pool import PoolOptions, SMTPPool
 from tests.servers.faulty import FaultyServer, Script
@@ -278,3 +279,61 @@ def test_sync_pool_from_a_thread_of_a_running_loop(server: FaultyServer) -> None
     assert asyncio.run(main()) == 60
     assert len(server.transactions) == 60
     assert threading.active_count() <= threads_before  # worker threads do not linger
+
+
+# -- outcomes told as they come (the queue records deliveries while the rest are sent) ----------
+
+
+def _items(count: int) -> list[tuple[Envelope, bytes]]:
+    return [
+        (
+            Envelope("from@example.com", (f"r{i}@example.com",)),
+            f"Subject: {i}\r\n\r\nx\r\n".encode(),
+        )
+        for i in range(count)
+    ]
+
+
+def test_send_many_tells_each_outcome_once_a_burst_at_a_time(server: FaultyServer) -> None:
+    told: list[tuple[list[int], list[object]]] = []
+    pool = SMTPPool(
+        lambda: SMTPClient(server.host, server.port), PoolOptions(size=2, batch_size=10)
+    )
+    outcomes = pool.send_many(_items(35), on_results=lambda i, o: told.append((list(i), list(o))))
+    pool.close()
+    indices = [i for group, _ in told for i in group]
+    assert sorted(indices) == list(range(35))  # every item, exactly once
+    assert sorted(len(group) for group, _ in told) == [5, 10, 10, 10]  # one call per burst
+    for group, said in told:
+        assert said == [outcomes[i] for i in group]
+    assert all(isinstance(o, SendResult) for o in outcomes)
+
+
+def test_send_many_tells_the_connection_error_too() -> None:
+    from tests.conftest import free_port
+
+    told: list[int] = []
+    pool = SMTPPool(lambda: SMTPClient("127.0.0.1", free_port(), timeout=2.0), PoolOptions())
+    outcomes = pool.send_many(_items(3), on_results=lambda i, o: told.extend(i))
+    assert sorted(told) == [0, 1, 2]
+    assert all(isinstance(o, SMTPConnectError) for o in outcomes)
+
+
+def test_the_async_pool_tells_outcomes_as_they_come(server: FaultyServer) -> None:
+    from mailout.smtp import AsyncSMTPClient
+    from mailout.smtp.pool import AsyncSMTPPool
+
+    told: list[int] = []
+
+    async def main() -> list[object]:
+        pool = AsyncSMTPPool(
+            lambda: AsyncSMTPClient(server.host, server.port), PoolOptions(size=3, batch_size=7)
+        )
+        try:
+            return list(await pool.send_many(_items(20), on_results=lambda i, o: told.extend(i)))
+        finally:
+            await pool.aclose()
+
+    outcomes = asyncio.run(main())
+    assert sorted(told) == list(range(20))
+    assert len(outcomes) == 20
