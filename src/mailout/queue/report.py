@@ -9,6 +9,7 @@ counts and rates instead, and prints only deferrals, failures and warnings.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -38,10 +39,18 @@ def logfmt(fields: dict[str, Any]) -> str:
         if value is None:
             continue
         text = str(value)
-        if not text or any(c in ' "=\\' or not c.isprintable() for c in text):
-            text = '"' + "".join(_escape(c) for c in text) + '"'
+        printable = text.isprintable()  # at C speed: a worker writes a line per message
+        if not text or not printable or _QUOTED.search(text):
+            if printable:
+                text = text.replace("\\", "\\\\").replace('"', '\\"')
+            else:
+                text = "".join(_escape(c) for c in text)
+            text = f'"{text}"'
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+_QUOTED = re.compile(r'[ "=\\]')
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}

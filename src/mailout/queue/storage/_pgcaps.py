@@ -57,7 +57,7 @@ class SharedCaps:
             cur.execute(Q["busy_slots"], {"now": self.clock(), "least": least})
             return [(str(k), str(n), int(u)) for k, n, u in cur.fetchall()]
 
-        rows = self.storage._run("reading connection slots", read)
+        rows = self.storage._book("reading connection slots", read)
         full = {(k, n) for k, n, used in rows if used >= self.cap(k, n)}
         return {n for k, n in full if k == "domain"}, {n for k, n in full if k == "mailer"}
 
@@ -96,15 +96,18 @@ class SharedCaps:
                 )
             return admitted, refused, Slots(counts, token)
 
-        return self.storage._run("taking connection slots", take)  # type: ignore[no-any-return]
+        return self.storage._book("taking connection slots", take)  # type: ignore[no-any-return]
 
     def done(self, slots: Slots) -> None:
         if not slots.counts:
             return
-        self.storage._run(
-            "giving back connection slots",
-            lambda cur: cur.execute(Q["give_slots"], {"holder": slots.token}),
-        )
+
+        def give(cur: Any) -> None:
+            cur.execute(Q["give_slots"], {"holder": slots.token})
+            if self.storage.url.notify:  # a worker waiting for a slot may claim now
+                cur.execute(Q["notify"], {"channel": self.storage.channel})
+
+        self.storage._book("giving back connection slots", give)
 
 
 def _columns(slots: Counts) -> dict[str, list[Any]]:

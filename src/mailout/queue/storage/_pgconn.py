@@ -156,16 +156,30 @@ class Connector:
 
         return isinstance(exc, self.psycopg.OperationalError | psycopg_pool.PoolTimeout)
 
-    def run(self, doing: str, body: Callable[[Any], Any], *, again: str = "always") -> Any:
+    def run(
+        self,
+        doing: str,
+        body: Callable[[Any], Any],
+        *,
+        again: str = "always",
+        durable: bool = True,
+    ) -> Any:
         """``body(cursor)`` in one transaction, committed. ``again``: ``"always"`` (safe to run
-        twice), ``"before-commit"`` (only if the body never reached its commit), ``"never"``."""
+        twice), ``"before-commit"`` (only if the body never reached its commit),
+        ``"before-start"`` (only if the body never started: it consumes an iterator).
+        ``durable=False``: the commit returns before its WAL is flushed (a worker's bookkeeping:
+        if PostgreSQL itself crashes in the next fraction of a second, a claim comes back and
+        an outcome is lost, so the message is delivered again, as after a worker's crash)."""
         deadline = time.monotonic() + self.retry_for
         pause = 0.05
         while True:
-            reached_commit = False
+            reached_commit = started = False
             try:
                 with self.errors(doing), self.pool.connection() as conn:
                     with conn.cursor() as cursor:
+                        started = True
+                        if not durable:
+                            cursor.execute("SET LOCAL synchronous_commit = off")
                         result = body(cursor)
                     reached_commit = True
                     conn.commit()
@@ -177,7 +191,11 @@ class Connector:
                     and cause is not None
                     and self._lost(cause)
                     and time.monotonic() < deadline
-                    and (again == "always" or (again == "before-commit" and not reached_commit))
+                    and (
+                        again == "always"
+                        or (again == "before-commit" and not reached_commit)
+                        or (again == "before-start" and not started)
+                    )
                 )
                 if not retry:
                     if reached_commit and again != "always" and cause is not None:

@@ -99,8 +99,16 @@ class PostgresStorage(Storage):
     def __repr__(self) -> str:
         return f"<PostgresStorage {self.name}>"
 
-    def _run(self, doing: str, body: Callable[[Any], Any], *, again: str = "always") -> Any:
-        return self._db.run(doing, body, again=again)
+    def _run(
+        self, doing: str, body: Callable[[Any], Any], *, again: str = "always", durable: bool = True
+    ) -> Any:
+        return self._db.run(doing, body, again=again, durable=durable)
+
+    def _book(self, doing: str, body: Callable[[Any], Any]) -> Any:
+        """A worker's bookkeeping (claims, leases, outcomes, slots): committed without waiting
+        for the WAL flush (see Connector.run). Losing one in a crash of PostgreSQL itself
+        means a message delivered again, never one lost: mail is stored durably at enqueue."""
+        return self._db.run(doing, body, durable=False)
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -164,7 +172,10 @@ class PostgresStorage(Storage):
                 cur.execute(Q["notify"], {"channel": self.channel})
             return ids
 
-        return self._run("storing messages", store, again="before-commit")  # type: ignore[no-any-return]
+        # A list can be stored again from the start; an iterator (a big batch, rendered as it
+        # is stored) only if it was not started.
+        again = "before-commit" if isinstance(messages, Sequence) else "before-start"
+        return self._run("storing messages", store, again=again)  # type: ignore[no-any-return]
 
     def bound_to(self, connection: object) -> BoundStorage:
         return BoundStorage(self.url, connection)
@@ -188,7 +199,7 @@ class PostgresStorage(Storage):
                 where=self.name,
             )  # fmt: skip
 
-        claimed: builtins.list[ClaimedMessage] = self._run("claiming messages", take)
+        claimed: builtins.list[ClaimedMessage] = self._book("claiming messages", take)
         with self._held_lock:
             self._held.setdefault(worker, set()).update(m.id for m in claimed)
         return claimed
@@ -208,7 +219,7 @@ class PostgresStorage(Storage):
             cur.execute(Q["renew_leases"], {"ids": held, "worker": info.id, "until": now + lease})
             return int(cur.rowcount)
 
-        return self._run("renewing leases", beat)  # type: ignore[no-any-return]
+        return self._book("renewing leases", beat)  # type: ignore[no-any-return]
 
     def record(
         self, outcomes: Sequence[Outcome], *, worker: str, now: float, keep_body: bool = True
@@ -216,7 +227,7 @@ class PostgresStorage(Storage):
         def write(cur: Any) -> builtins.list[bool]:
             return record_outcomes(cur, outcomes, worker, now, keep_body)
 
-        done: builtins.list[bool] = self._run("recording delivery results", write)
+        done: builtins.list[bool] = self._book("recording delivery results", write)
         self._let_go(worker, (o.id for o in outcomes))
         return done
 
@@ -231,7 +242,7 @@ class PostgresStorage(Storage):
                 cur.execute(Q["notify"], {"channel": self.channel})
             return count
 
-        count: int = self._run("releasing messages", give_back)
+        count: int = self._book("releasing messages", give_back)
         self._let_go(worker, ids)
         return count
 
@@ -242,14 +253,14 @@ class PostgresStorage(Storage):
                 cur.execute(Q["notify"], {"channel": self.channel})
             return count
 
-        return self._run("releasing expired leases", expire)  # type: ignore[no-any-return]
+        return self._book("releasing expired leases", expire)  # type: ignore[no-any-return]
 
     def unregister(self, worker: str) -> None:
         def forget(cur: Any) -> None:
             cur.execute(Q["delete_worker"], {"id": worker})
             cur.execute(Q["forget_slots"], {"worker": worker, "before": 0.0})
 
-        self._run("unregistering a worker", forget)
+        self._book("unregistering a worker", forget)
         with self._held_lock:
             self._held.pop(worker, None)
 
