@@ -236,3 +236,14 @@ def test_base64_text_is_in_canonical_form(make: Any, smtp_server: SMTPServer) ->
     # Raw: the first base64 line of the body decodes to text of that body.
     first = raw.split(b"Content-Transfer-Encoding: base64\r\n\r\n", 1)[1].split(b"\r\n", 1)[0]
     assert base64.b64decode(first).decode("utf-8", "ignore").startswith("Ю южных")
+
+
+# Found after the seven: "=" the only byte to escape -----------------------------------------
+
+
+def test_an_equals_sign_survives_quoted_printable(make: Any, smtp_server: SMTPServer) -> None:
+    body = "total=42 " + "x" * 80 + "=\n"  # long ASCII line: quoted-printable, "=" at the end
+    parsed, raw = send(smtp_server, make(body=body))
+    assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
+    assert b"total=3D42" in raw
+    assert parsed.get_content() == body

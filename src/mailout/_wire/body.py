@@ -90,6 +90,7 @@ def quoted_printable(
     if unsafe_bytes is None:
         unsafe_bytes = data.translate(None, _QP_KEEP_CRLF)
     unsafe = set(unsafe_bytes)
+    escaped = bool(unsafe)  # the given lines are then stale, "=" alone included
     if 0x3D in unsafe:  # "=" first: every escape written afterwards holds one
         data = data.replace(b"=", b"=3D")
         unsafe.discard(0x3D)
@@ -104,7 +105,7 @@ def quoted_printable(
         trailing = True
         data = data.replace(b"\t\r\n", b"=09\r\n")
     # Unchanged, the given lines are the encoded ones (and the empty one after the last CRLF).
-    lines = data.split(b"\r\n") if lines is None or unsafe or trailing else [*lines, b""]
+    lines = data.split(b"\r\n") if lines is None or escaped or trailing else [*lines, b""]
     # Rule 5: soft line breaks ("=" at the end) keep encoded lines within 76. The long lines
     # are found at C speed (a Python loop over every line would cost more than the rest).
     long_lines = list(compress(range(len(lines)), map(_QP_LINE.__lt__, map(len, lines))))
