@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -34,7 +35,7 @@ import django_conformance as conformance  # noqa: E402
 
 # What tests/django needs besides Django: pytest and its plugins the configuration names, and
 # what tests/conftest.py imports. Versions come from pyproject.toml's dev extra.
-TOOLS = ("pytest", "pytest-timeout", "hypothesis", "trustme", "aiosmtpd")
+TOOLS = ("pytest", "pytest-timeout", "hypothesis", "trustme", "aiosmtpd", "psycopg", "psycopg-pool")
 
 
 def log(message: str) -> None:
@@ -65,12 +66,15 @@ def locked() -> Iterator[None]:
 
 def venv() -> Path:
     """The venv's python: built (or rebuilt, when what it should hold changed) as needed."""
-    where = conformance.cache_dir() / "django-newest-venv"
-    python = where / "bin" / "python"
-    stamp = where / "mailout-packages"
     with locked():
         sdist = conformance.fetch_sdist(None, Path(conformance.find_python()))
         wanted = " ".join([*requirements(), sdist.name, conformance.digest(sdist)])
+        # One venv per set of packages: checkouts that want different ones (worktrees of
+        # different commits) share the cache without rebuilding it under each other.
+        key = hashlib.sha256(wanted.encode()).hexdigest()[:12]
+        where = conformance.cache_dir() / f"django-newest-venv-{key}"
+        python = where / "bin" / "python"
+        stamp = where / "mailout-packages"
         if python.exists() and stamp.exists() and stamp.read_text() == wanted:
             return python
         base = conformance.find_python()

@@ -156,11 +156,8 @@ class PostgresStorage(Storage):
                         "SELECT set_config('search_path', %s, true)",
                         [self._db.search_path(conn)],
                     )
-                    current = _version(conn.cursor())
-                    if current is not None and current >= version:
-                        continue
-                    conn.execute(MIGRATIONS[f"migration_{version}"].encode())
-                    applied.append(version)
+                    if migrate_step(conn.cursor(), version, lock_key=None):
+                        applied.append(version)
         return applied
 
     # -- producers -------------------------------------------------------------------------
@@ -367,6 +364,20 @@ ALL_: Final = "ALL"
 
 
 # -- the SQL, on any DB-API cursor (psycopg's, or a Django connection's) -------------------------
+
+
+def migrate_step(cur: Any, version: int, *, lock_key: str | None) -> bool:
+    """Take the schema to ``version`` with any DB-API cursor, in its current transaction, if it
+    is not there yet (the tables go to the first schema of the search path). ``lock_key``:
+    take the migration's advisory lock for that schema name first (None: the caller took it).
+    Django's migration (mailout/django/migrations) runs this on Django's own connection."""
+    if lock_key is not None:
+        cur.execute(Q["migrate_lock"], {"schema": lock_key})
+    current = _version(cur)
+    if current is not None and current >= version:
+        return False
+    cur.execute(MIGRATIONS[f"migration_{version}"])
+    return True
 
 
 def _version(cur: Any) -> int | None:
