@@ -1,5 +1,6 @@
 """The test shop's URLs."""
 
+from django.contrib import admin
 from django.urls import path
 
 from tests.django import views
@@ -9,4 +10,5 @@ urlpatterns = [
     path("async-signup/", views.async_signup),
     path("invoice/", views.invoice),
     path("contact/", views.contact),
+    path("admin/", admin.site.urls),
 ]

@@ -622,6 +622,17 @@ def operate(cur: Any, name: str, kind: str, text: str, selection: Selection, now
     return len(ids)
 
 
+def delete_messages(cur: Any, ids: Sequence[int]) -> int:
+    """Delete messages by id with their events and bodies, in the caller's transaction, except
+    those a worker holds (``sending``: its lease decides); how many were."""
+    cur.execute(Q["delete_ids"], {"ids": [int(i) for i in ids]})
+    gone = [int(row[0]) for row in cur.fetchall()]
+    if gone:
+        cur.execute(Q["purge_events"], {"ids": gone})
+        cur.execute(Q["purge_bodies"], {"ids": gone})
+    return len(gone)
+
+
 def purge_some(cur: Any, state: State, before: float, batch: int) -> int:
     cur.execute(Q["purge_pick"], {"state": str(state), "before": before, "limit": batch})
     ids = [int(row[0]) for row in cur.fetchall()]

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from mailout.exceptions import ImproperlyConfigured, MessageNotFound, SchemaVersionError
 from mailout.exceptions import StorageError as _StorageError
 from mailout.queue.limits import Bucket, Limit
+from mailout.queue.models import ALL as ALL_
 from mailout.queue.models import (
     WAITING,
     ClaimedMessage,
@@ -41,7 +42,7 @@ from mailout.queue.storage import Storage
 from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._rows import claimed_from_row, events_for, summary_from_row
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStorage"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStorage", "delete", "operate"]
 
 SCHEMA_VERSION: Final = 1
 Q: Final = load("sqlite")
@@ -347,15 +348,7 @@ class SQLiteStorage(Storage):
 
     def _operate(self, name: str, kind: str, text: str, selection: Selection, now: float) -> int:
         with self._write(f"{kind} messages") as db:
-            if selection == "ALL":
-                ids = [row[0] for row in db.execute(Q[f"{name}_all"], {"now": now})]
-            else:
-                params = {"ids": json.dumps([int(i) for i in selection]), "now": now}
-                ids = [row[0] for row in db.execute(Q[f"{name}_ids"], params)]
-            if ids:
-                params = {"ids": json.dumps(ids), "now": now, "kind": kind, "text": text}
-                db.execute(Q["operation_events"], params)
-        return len(ids)
+            return operate(db, name, kind, text, selection, now)
 
     def hold(self, selection: Selection, *, now: float) -> int:
         return self._operate("hold", "held", "held by an operator", selection, now)
@@ -368,11 +361,7 @@ class SQLiteStorage(Storage):
 
     def retry(self, selection: Selection, *, now: float, failed_only: bool = False) -> int:
         if failed_only:
-            with self._write("retrying messages") as db:
-                ids = [row[0] for row in db.execute(Q["retry_failed"], {"now": now})]
-                params = {"ids": json.dumps(ids), "now": now, "kind": "retried"}
-                db.execute(Q["operation_events"], {**params, "text": "retried by an operator"})
-            return len(ids)
+            return self._operate("retry_failed", "retried", "retried by an operator", ALL_, now)
         return self._operate("retry", "retried", "retried by an operator", selection, now)
 
     def purge(self, states: Collection[State], *, before: float, batch: int = 1000) -> int:
@@ -389,6 +378,35 @@ class SQLiteStorage(Storage):
                 if count < batch:
                     break
         return total
+
+
+def operate(
+    db: sqlite3.Connection, name: str, kind: str, text: str, selection: Selection, now: float
+) -> int:
+    """An operator's change (``hold``, ``unhold``, ``expire``, ``retry``, ``retry_failed``) in
+    the caller's transaction on ``db``, with one event per message changed; how many were.
+    Also run on Django's own connection by mailout.django's admin."""
+    if name == "retry_failed":
+        ids = [row[0] for row in db.execute(Q["retry_failed"], {"now": now})]
+    elif selection == "ALL":
+        ids = [row[0] for row in db.execute(Q[f"{name}_all"], {"now": now})]
+    else:
+        params = {"ids": json.dumps([int(i) for i in selection]), "now": now}
+        ids = [row[0] for row in db.execute(Q[f"{name}_ids"], params)]
+    if ids:
+        params = {"ids": json.dumps(ids), "now": now, "kind": kind, "text": text}
+        db.execute(Q["operation_events"], params)
+    return len(ids)
+
+
+def delete(db: sqlite3.Connection, ids: Sequence[int]) -> int:
+    """Delete messages by id with their events and bodies, in the caller's transaction on
+    ``db``, except those a worker holds (``sending``: its lease decides); how many were."""
+    params = {"ids": json.dumps([int(i) for i in ids])}
+    gone = json.dumps([row[0] for row in db.execute(Q["delete_ids"], params)])
+    db.execute(Q["purge_events"], {"ids": gone})
+    db.execute(Q["purge_bodies"], {"ids": gone})
+    return len(json.loads(gone))
 
 
 def _bucket_params(bucket: Bucket) -> dict[str, Any]:

@@ -286,6 +286,13 @@ INSERT INTO mailout_queue_event (message, at, attempt, kind, text)
 SELECT id, %(now)s, attempts, %(kind)s, %(text)s
 FROM mailout_queue_message WHERE id = ANY(%(ids)s::bigint[]);
 
+-- An operator's delete by id (Django's admin), with purge_events and purge_bodies after it. A
+-- message a worker holds (sending) is left alone: the worker's lease decides what it becomes.
+-- name: delete_ids
+DELETE FROM mailout_queue_message
+WHERE id = ANY(%(ids)s::bigint[]) AND state <> 'sending'
+RETURNING id;
+
 -- name: purge_pick
 SELECT id FROM mailout_queue_message
 WHERE state = %(state)s AND updated_at < %(before)s

@@ -225,6 +225,13 @@ INSERT INTO mailout_queue_event (message, at, attempt, kind, text)
 SELECT id, :now, attempts, :kind, :text
 FROM mailout_queue_message WHERE id IN (SELECT value FROM json_each(:ids));
 
+-- An operator's delete by id (Django's admin), with purge_events and purge_bodies after it. A
+-- message a worker holds (sending) is left alone: the worker's lease decides what it becomes.
+-- name: delete_ids
+DELETE FROM mailout_queue_message NOT INDEXED
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state <> 'sending'
+RETURNING id;
+
 -- Purge a batch at a time, each in its own short transaction, so writers never wait long.
 -- name: purge_pick
 SELECT id FROM mailout_queue_message
