@@ -42,7 +42,7 @@ class BoundStorage:
         return cls(PgURL.parse(url, setting=setting), connection)
 
     def enqueue(self, messages: Iterable[NewMessage], *, now: float) -> list[int]:
-        from mailout.queue.storage.postgres import Q, insert_messages
+        from mailout.queue.storage._pgsql import Q, insert_messages
 
         conn = self.connection
         sql = self.psycopg.sql
