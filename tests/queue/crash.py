@@ -191,13 +191,19 @@ def run_crash(
             result.accepted_in_chaos += 1
         if not chaos.is_set() or rng.random() >= kill_after_250:
             return
+        # Under the lock, and the chaos checked again: once the chaos is over (cleared under
+        # the lock) no worker dies any more, so every worker left is one that should stop
+        # cleanly on SIGTERM at the end.
         with lock:
-            alive = [p.pid for p in procs if p.poll() is None]
-        pid = pid_of_port(accepted.port, alive)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            result.kills_after_250 += 1
-            result.killed_pids.add(pid)
+            if not chaos.is_set():
+                return
+            alive = {p.pid: p for p in procs if p.poll() is None}
+            pid = pid_of_port(accepted.port, alive)
+            if pid is not None:
+                alive[pid].send_signal(signal.SIGKILL)
+                alive[pid].wait()
+                result.kills_after_250 += 1
+                result.killed_pids.add(pid)
 
     started = time.monotonic()
     with RecordingServer(on_accept=after_250) as server:
@@ -246,7 +252,8 @@ def run_crash(
                         if proc.poll() is not None:
                             procs[n] = spawn()
                 enqueuer.keep_alive()
-            chaos.clear()
+            with lock:
+                chaos.clear()
             # No more kills: the enqueuer finishes, the workers drain (dead leases expire).
             while not enqueuer.done:
                 enqueuer.keep_alive()
