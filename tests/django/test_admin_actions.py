@@ -158,3 +158,17 @@ def test_a_staff_user_without_any_permission_gets_403(queue: Queue) -> None:
     response = client.post(CHANGELIST, {"action": "hold_messages", "_selected_action": [id]})
     assert response.status_code == 403
     assert queue.state(id) == "deferred"
+
+
+def test_a_message_page_offers_the_actions_the_user_may_run(queue: Queue) -> None:
+    id = queue.in_state(State.DEFERRED)
+    page = f"{CHANGELIST}{id}/change/"
+    viewer = logged_in("viewer")
+    assert 'name="action"' not in viewer.get(page).text
+    operator = logged_in("operator", "hold_queuedmessage")
+    html = operator.get(page).text
+    buttons = re.findall(r'<input type="hidden" name="action" value="(\w+)">', html)
+    assert buttons == ["hold_messages"]
+    assert f'name="_selected_action" value="{id}"' in html
+    act(operator, "hold_messages", id)
+    assert queue.state(id) == "held"

@@ -173,6 +173,19 @@ class QueuedMessageAdmin(_QueueTableAdmin):
 
     # -- one message ------------------------------------------------------------------------
 
+    def change_view(
+        self, request: Any, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        # The actions this user may run, as buttons on the page (delete has Django's link).
+        # (Django 6.1 gives each as an Action with attributes; 5.2 as a tuple.)
+        actions = [
+            (name, action.description if hasattr(action, "description") else action[2])
+            for name, action in self.get_actions(request).items()
+            if name != "delete_selected"
+        ]
+        extra = {**(extra_context or {}), "mailout_actions": actions}
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
     @display(description="recipients")
     def recipient_list(self, obj: QueuedMessage) -> str:
         return ", ".join(obj.recipient_list())
