@@ -247,3 +247,25 @@ def test_an_equals_sign_survives_quoted_printable(make: Any, smtp_server: SMTPSe
     assert parsed["Content-Transfer-Encoding"] == "quoted-printable"
     assert b"total=3D42" in raw
     assert parsed.get_content() == body
+
+
+# Found by tests/security (test_extra_header_value): spaces between encoded words -------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * 70 + " é é",  # the fast path takes it: the stdlib path dropped the second space
+        "x" * 70 + " \x80 é",  # a control character: every path falls back to the stdlib
+        "日本 " * 30 + "end",
+        "a»    Í\x07Î " * 8,  # a run of spaces between two encoded words, folded
+    ],
+)
+@pytest.mark.parametrize("name", ["Subject", "X-Custom"])
+def test_spaces_between_encoded_words_survive_folding(
+    make: Any, smtp_server: SMTPServer, name: str, value: str
+) -> None:
+    """CPython gh-144156: the standard library's folder can leave the whitespace between two
+    words it encodes outside the encoded words, where a reader drops it (RFC 2047 §6.2)."""
+    parsed, _ = send(smtp_server, make(headers={name: value}))
+    assert str(parsed[name]).strip() == value.strip()  # whitespace around it means nothing

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import email.policy
 import inspect
+import re
+from email.headerregistry import UnstructuredHeader
 from email.message import Message
-from typing import TYPE_CHECKING
+from email.policy import EmailPolicy
+from typing import TYPE_CHECKING, Any
 
+from mailout._wire.headers import Fallback, encoded_words, fold
 from mailout.exceptions import (
     BadHeaderError,
     InvalidMessageError,
@@ -28,7 +32,7 @@ MAX_LINE = 998  # RFC 5322 §2.1.1: the hard limit of a line, CRLF excluded
 
 def serialize(msg: Message, *, smtputf8: bool = False, linesep: str = "\r\n") -> bytes:
     """The wire form of ``msg``: CRLF lines, 998-octet hard limit, RFC 2047 unless SMTPUTF8."""
-    policy = email.policy.SMTPUTF8 if smtputf8 else email.policy.SMTP
+    policy = _SMTPUTF8 if smtputf8 else _SMTP
     try:
         data = msg.as_bytes(policy=policy)
     except MailoutError:
@@ -37,6 +41,47 @@ def serialize(msg: Message, *, smtputf8: bool = False, linesep: str = "\r\n") ->
         raise InvalidMessageError(f"the message cannot be serialised: {exc}") from exc
     _check_wire_form(data, [name.lower() for name in msg])
     return data if linesep == "\r\n" else data.replace(b"\r\n", linesep.encode())
+
+
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+class _LosslessPolicy(EmailPolicy):
+    """``policy.SMTP`` whose unstructured fields decode to the text they were given.
+
+    The standard library's folder (3.11 to 3.13.0 at least, CPython gh-144156) can put the
+    whitespace between two words it encodes outside the encoded words, where a reader drops
+    it (RFC 2047 §6.2): "a é b" arrives as "aéb". Such a field is written again here as
+    encoded words alone, every space inside one, so that it decodes to exactly its text.
+    """
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        folded = super().fold_binary(name, value)
+        # Only a field with encoded words can lose text that way; the others cost nothing.
+        if b"=?" not in folded or not isinstance(value, UnstructuredHeader):
+            return folded
+        text = str(value)
+        # CR, LF or NUL decoded from an encoded word the caller gave: not ours to carry as
+        # text; _check_wire_form refuses what the standard library wrote for it.
+        if any(char in text for char in "\r\n\0") or _decodes_to(self, folded) == text.strip(" \t"):
+            return folded
+        try:
+            field = fold(name, [(" ", word) for word in encoded_words(text)])
+        except Fallback:  # a field name too long for any line: _check_wire_form refuses it
+            return folded
+        return (field.replace("\r\n", self.linesep) + self.linesep).encode("ascii")
+
+
+def _decodes_to(policy: EmailPolicy, folded: bytes) -> str:
+    """What a reader makes of a field: unfolded (RFC 5322 §2.2.3), its encoded words decoded,
+    the whitespace around the value (which carries no meaning) left out."""
+    line = _UNFOLD.sub("", folded.decode("utf-8" if policy.utf8 else "ascii", "surrogateescape"))
+    name, _, value = line.rstrip("\r\n").partition(":")
+    return str(policy.header_factory(name, value.strip(" \t"))).strip(" \t")
+
+
+_SMTP = _LosslessPolicy(linesep="\r\n")  # email.policy.SMTP's settings
+_SMTPUTF8 = _SMTP.clone(utf8=True)
 
 
 def _check_wire_form(data: bytes, names: list[str]) -> None:

@@ -23,7 +23,7 @@ from email.message import EmailMessage as StdMessage
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mailout
@@ -338,6 +338,8 @@ def check_sent_or_refused_loose(server: SMTPServer, build: Callable[[], EmailMes
 
 @_RELAXED
 @given(value=hostile_text)
+# The once-unreproduced failure: the stdlib's folder dropped the space between two encoded words.
+@example(value="x" * 70 + " \x80 é")
 def test_extra_header_value(quiet: QuietServer, value: str) -> None:
     check_sent_or_refused(
         quiet.server,
