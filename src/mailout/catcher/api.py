@@ -13,11 +13,7 @@ and large JSON is encoded in a thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import re
-import threading
-import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,10 +23,20 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mailout.catcher import parse
-from mailout.catcher.store import MessageStore, StoreEvent, Summary
+from mailout.catcher.events import EventHub, sse
+from mailout.catcher.safe_http import (
+    DOWNLOAD_CSP,
+    HTML_CSP,
+    HTML_CSP_REMOTE,
+    content_disposition,
+    media_type,
+    rewrite_cids,
+)
+from mailout.catcher.store import MessageStore, Summary
 from mailout.catcher.views import MessageViews
 
-__all__ = ["EventHub", "routes"]
+# EventHub (catcher.events) and the helpers of catcher.safe_http are imported from here too.
+__all__ = ["EventHub", "content_disposition", "media_type", "rewrite_cids", "routes"]
 
 MAX_LIMIT = 500
 MAX_WAIT = 60.0  # seconds; /api/wait clamps longer timeouts to this
@@ -39,27 +45,6 @@ HEARTBEAT = 15.0  # seconds between SSE comments, so proxies and browsers keep t
 # An SSE stream ends after this long and the browser reconnects (after `retry`). This bounds how
 # long a server shutdown waits for open streams when nobody calls EventHub.close().
 STREAM_LIFETIME = 30.0
-QUEUE_SIZE = 1000  # events buffered per stream; a client this far behind resyncs on reconnect
-
-_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
-# cid: URLs in src=, background=, url(...) and the like (RFC 2392). The reference stops at
-# anything that could end an attribute or a CSS token, so a rewrite can never break out of one.
-_CID_URL = re.compile(r"\bcid:([^\s\"'<>()\\]+)", re.IGNORECASE)
-
-# The message HTML: no script, no plugin, no form, no frame; images only from the message itself
-# (cid: references are rewritten to /api/messages/{id}/cid/...) or data: URLs; inline styles.
-# "sandbox" repeats the iframe's sandbox for someone who opens the URL in a tab of its own.
-_HTML_CSP = (
-    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; font-src data:; "
-    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
-)
-# With "load remote content": images, styles and fonts from anywhere; still no script.
-_HTML_CSP_REMOTE = (
-    "default-src 'none'; img-src * data:; style-src * 'unsafe-inline'; font-src * data:; "
-    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox"
-)
-# Attachments and raw sources: never rendered as a page of this origin.
-_DOWNLOAD_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
 class BadParameter(ValueError):
@@ -175,116 +160,6 @@ def details_json(summary: Summary, found: parse.Details) -> dict[str, Any]:
     }
 
 
-def media_type(value: str) -> str:
-    """``value`` if it is a plain ``type/subtype``, else ``application/octet-stream``."""
-    value = value.strip().lower()
-    return value if _MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
-
-
-def content_disposition(filename: str | None, fallback: str) -> str:
-    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266).
-
-    Control characters and path separators are dropped first, so no name can split the header
-    or point a browser outside its download directory.
-    """
-    name = "".join(ch for ch in (filename or "") if ch.isprintable() and ch not in "/\\")
-    name = name.strip().lstrip(".") or fallback
-    ascii_name = "".join(ch if " " <= ch <= "~" and ch not in '"\\%;' else "_" for ch in name)
-    quoted = urllib.parse.quote(name, safe="")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
-
-
-def rewrite_cids(html: str, message_id: int) -> str:
-    """Point ``cid:`` references at the parts of the message they name (RFC 2392)."""
-
-    def url(match: re.Match[str]) -> str:
-        # "?" and "#" would end the path; everything else is already a URL (RFC 2392).
-        cid = match.group(1).replace("?", "%3F").replace("#", "%23")
-        return f"/api/messages/{message_id}/cid/{cid}"
-
-    return _CID_URL.sub(url, html)
-
-
-# -- live events ---------------------------------------------------------------------------------
-
-
-class EventHub:
-    """Fans the store's change events out to SSE streams and waiters, across threads.
-
-    The store calls back in whatever thread changed it; each listener is an ``asyncio.Queue``
-    owned by one event loop, fed with ``call_soon_threadsafe``. ``close()`` (safe from any
-    thread) ends every stream and waiter: call it before stopping the server, since uvicorn
-    waits for open responses to finish and an event stream never does by itself.
-    """
-
-    def __init__(self, store: MessageStore) -> None:
-        self._store = store
-        self._lock = threading.Lock()
-        self._listeners: dict[asyncio.Queue[StoreEvent | None], asyncio.AbstractEventLoop] = {}
-        self._unsubscribe: Callable[[], None] | None = None
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def listen(self) -> asyncio.Queue[StoreEvent | None]:
-        """A new queue of events for the running loop; ``None`` in it means the hub closed."""
-        queue: asyncio.Queue[StoreEvent | None] = asyncio.Queue(QUEUE_SIZE)
-        with self._lock:
-            if self._closed:
-                queue.put_nowait(None)
-                return queue
-            self._listeners[queue] = asyncio.get_running_loop()
-            if self._unsubscribe is None:
-                self._unsubscribe = self._store.subscribe(self._publish)
-        return queue
-
-    def forget(self, queue: asyncio.Queue[StoreEvent | None]) -> None:
-        with self._lock:
-            self._listeners.pop(queue, None)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            listeners = list(self._listeners.items())
-            self._listeners.clear()
-            unsubscribe, self._unsubscribe = self._unsubscribe, None
-        if unsubscribe is not None:
-            unsubscribe()
-        for queue, loop in listeners:
-            self._deliver(loop, queue, None)
-
-    def _publish(self, event: StoreEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners.items())
-        for queue, loop in listeners:
-            self._deliver(loop, queue, event)
-
-    @staticmethod
-    def _deliver(
-        loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[StoreEvent | None],
-        event: StoreEvent | None,
-    ) -> None:
-        def put() -> None:
-            # A client this far behind loses events; the UI reloads its list on every event
-            # and on every reconnect, so it catches up.
-            if event is None:
-                while queue.full():
-                    queue.get_nowait()
-            if not queue.full():
-                queue.put_nowait(event)
-
-        with contextlib.suppress(RuntimeError):  # that loop is closed, its listener with it
-            loop.call_soon_threadsafe(put)
-
-
-def _sse(kind: str, data: dict[str, Any]) -> str:
-    # WHATWG HTML §9.2 (server-sent events): one "data:" line, as json.dumps has no newline.
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
 # -- endpoints -----------------------------------------------------------------------------------
 
 
@@ -344,7 +219,7 @@ def routes(
             media_type="message/rfc822",
             headers={
                 "Content-Disposition": f'{disposition}; filename="message-{message_id}.eml"',
-                "Content-Security-Policy": _DOWNLOAD_CSP,
+                "Content-Security-Policy": DOWNLOAD_CSP,
             },
         )
 
@@ -366,7 +241,7 @@ def routes(
                 "Content-Disposition": content_disposition(
                     filename, f"message-{message_id}-attachment-{index}"
                 ),
-                "Content-Security-Policy": _DOWNLOAD_CSP,
+                "Content-Security-Policy": DOWNLOAD_CSP,
             },
         )
 
@@ -383,7 +258,7 @@ def routes(
             data,
             headers={
                 "Content-Type": media_type(content_type),
-                "Content-Security-Policy": _DOWNLOAD_CSP,
+                "Content-Security-Policy": DOWNLOAD_CSP,
                 # The preview iframe is sandboxed into an opaque origin, so to the browser its
                 # images are cross-origin loads; same-origin would block them.
                 "Cross-Origin-Resource-Policy": "cross-origin",
@@ -401,7 +276,7 @@ def routes(
             await asyncio.to_thread(rewrite_cids, body, message_id),
             media_type="text/html",
             headers={
-                "Content-Security-Policy": _HTML_CSP_REMOTE if remote else _HTML_CSP,
+                "Content-Security-Policy": HTML_CSP_REMOTE if remote else HTML_CSP,
                 "X-DNS-Prefetch-Control": "off",
             },
         )
@@ -469,7 +344,7 @@ def routes(
             end = loop.time() + STREAM_LIFETIME
             try:
                 total = await asyncio.to_thread(store.count)
-                yield "retry: 1000\n\n" + _sse("hello", {"total": total})
+                yield "retry: 1000\n\n" + sse("hello", {"total": total})
                 while (remaining := end - loop.time()) > 0:
                     try:
                         event = await asyncio.wait_for(queue.get(), min(HEARTBEAT, remaining))
@@ -482,7 +357,7 @@ def routes(
                     if event.kind == "added" and event.id is not None:
                         summary = await asyncio.to_thread(store.get, event.id)
                         data["message"] = summary_json(summary) if summary else None
-                    yield _sse(event.kind, data)
+                    yield sse(event.kind, data)
             finally:
                 hub.forget(queue)
 
