@@ -26,13 +26,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from mailout.catcher.store import MessageStore, StoreEvent, Summary
+from mailout.catcher.addresses import format_address, parse_address
+from mailout.catcher.serve import describe, render, run, summarize
+from mailout.catcher.store import MessageStore
 from mailout.utils import is_loopback
 
 if TYPE_CHECKING:
     from mailout.catcher.smtp import CatcherHandler, CatcherSMTP
     from mailout.catcher.views import MessageViews
 
+# HOST:PORT (catcher.addresses) and `mailout serve`'s loop and reports (catcher.serve) are
+# imported from here too.
 __all__ = [
     "DEFAULT_HTTP",
     "DEFAULT_SMTP",
@@ -66,24 +70,6 @@ def web_available() -> bool:
         importlib.util.find_spec(name) is not None
         for name in ("starlette", "uvicorn", "mailout.catcher.web")
     )
-
-
-def parse_address(text: str, *, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` or ``PORT`` → (host, port)."""
-    text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT (port 0-65535; 0 picks a free one)")
-    return host or default_host, int(port_text)
-
-
-def format_address(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Catcher:
@@ -363,116 +349,3 @@ def _sharing(factory: Any, handler: CatcherHandler) -> Any:
         return protocol
 
     return make
-
-
-# -- `mailout serve` ---------------------------------------------------------------------------
-
-
-def describe(summary: Summary) -> str:
-    """One line about a caught message (``mailout serve --quiet``), safe for a terminal."""
-    from mailout.catcher.terminal import printable
-
-    to = printable(", ".join(summary.recipients))
-    extra = f", {summary.attachments} attachment(s)" if summary.attachments else ""
-    return (
-        f"#{summary.id} from <{printable(summary.mail_from)}> to {to}: "
-        f"{printable(repr(summary.subject))} ({summary.size} bytes{extra})"
-    )
-
-
-def summarize(summary: Summary) -> str:
-    """The default two or three lines about a caught message, safe for a terminal."""
-    from mailout.catcher.terminal import printable
-
-    text = describe(summary) + f"\n    Subject: {printable(summary.subject)}"
-    if summary.from_header:
-        text += f"\n    From: {printable(summary.from_header)}"
-    return text
-
-
-def render(summary: Summary, raw: bytes) -> str:
-    """A message as the old DebuggingServer showed it, decoded: headers, body, attachments.
-
-    Everything taken from the message goes through ``terminal.printable``: this is printed.
-    """
-    from mailout.catcher import parse
-    from mailout.catcher.terminal import printable
-
-    info = parse.details(raw)
-    recipients = ", ".join(f"<{r}>" for r in summary.recipients)
-    lines = [f"---------- MESSAGE #{summary.id} FOLLOWS ----------"]
-    lines.append(f"X-Envelope-From: <{printable(summary.mail_from)}>")
-    lines.append(f"X-Envelope-To: {printable(recipients)}")
-    lines += [f"{printable(name)}: {printable(value)}" for name, value in info.headers]
-    lines.append("")
-    if info.notice is not None:
-        lines.append(f"[{printable(info.notice)}]")
-    elif info.text is not None:
-        lines.append(printable(info.text.rstrip("\n"), newlines=True))
-    elif info.html is not None:
-        lines.append("[HTML only]")
-        lines.append(printable(info.html.rstrip("\n"), newlines=True))
-    for item in info.attachments:
-        kind = "inline" if item.inline else "attachment"
-        name = printable(item.filename or "(no name)")
-        content_type = printable(item.content_type)
-        lines.append(f"[{kind} {item.index}: {name}, {content_type}, {item.size} bytes]")
-    lines.append("------------ END MESSAGE ------------")
-    return "\n".join(lines)
-
-
-def run(catcher: Catcher, *, output: Literal["print", "quiet", "summary"] = "summary") -> int:
-    """Serve until SIGINT or SIGTERM, reporting each message on standard output; return 0."""
-    import signal
-    import sys
-
-    lock = threading.Lock()
-    store = catcher.store
-
-    def report(event: StoreEvent) -> None:
-        if event.kind != "added" or event.id is None:
-            return
-        summary = store.get(event.id)
-        if summary is None:
-            return
-        if output == "print":
-            raw = store.raw(event.id) or b""
-            text = render(summary, raw)
-        elif output == "quiet":
-            text = describe(summary)
-        else:
-            text = summarize(summary)
-        with lock:
-            print(text, flush=True)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await catcher.start()
-        unsubscribe = store.subscribe(report)
-        try:
-            assert catcher.smtp_address is not None
-            print(f"SMTP listening on {format_address(catcher.smtp_address)}", flush=True)
-            if catcher.smtps_address is not None:
-                print(f"SMTPS listening on {format_address(catcher.smtps_address)}", flush=True)
-            if catcher.http_url is not None:
-                print(f"Web inbox on {catcher.http_url}", flush=True)
-                if catcher.http_address and not is_loopback(catcher.http_address[0]):
-                    print(
-                        f"warning: the web inbox listens on {catcher.http_address[0]}, not "
-                        "loopback: anyone who can reach this machine can read and delete "
-                        "the caught mail",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-            if catcher.cert_path is not None:
-                print(f"TLS certificate (self-signed): {catcher.cert_path}", file=sys.stderr)
-            await stop.wait()
-        finally:
-            unsubscribe()
-            await catcher.stop()
-
-    asyncio.run(main())
-    return 0
