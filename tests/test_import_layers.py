@@ -116,6 +116,8 @@ MESSAGE_LAYER = [
     "mailout._canonical",
     "mailout._compat",
     "mailout.conf",
+    "mailout._email_url",
+    "mailout._setting_checks",
     "mailout.utils",
     "mailout.exceptions",
 ]
