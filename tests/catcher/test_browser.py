@@ -14,7 +14,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import MIMEPart
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from typing import Any
 import pytest
 import uvicorn
 
-import mailout
 from mailout.catcher.store import MessageStore
 from mailout.catcher.web import create_app
+from tests.catcher.mail import PNG, raw_message
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,11 +38,6 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 REMOTE = "203.0.113.1"  # TEST-NET-3 (RFC 5737): never a real host
-PNG = (  # a valid 1x1 PNG
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
-    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d"
-    b"\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
@@ -181,30 +175,6 @@ def open_inbox(page: Any, inbox: Inbox) -> None:
     page.wait_for_selector("#list[aria-busy=false]")  # and the list loaded
 
 
-def message(
-    subject: str,
-    body: str = "Hello there",
-    *,
-    to: str = "bob@example.com",
-    html: str | None = None,
-    attachments: tuple[tuple[str, bytes, str], ...] = (),
-    inline_png: str | None = None,
-) -> bytes:
-    email = mailout.EmailMultiAlternatives(subject, body, "Ana Lima <ana@example.com>", [to])
-    if html is not None:
-        email.attach_alternative(html, "text/html")
-    for name, content, mimetype in attachments:
-        email.attach(name, content, mimetype)
-    if inline_png is not None:
-        image = MIMEPart()
-        image.set_content(
-            PNG, maintype="image", subtype="png", disposition="inline", cid=f"<{inline_png}>"
-        )
-        email.attach(image)
-        email.mixed_subtype = "related"
-    return email.message().as_bytes()
-
-
 def list_subjects(page: Any) -> list[str]:
     return [s.strip() for s in page.locator("#list .subj").all_inner_texts()]
 
@@ -212,12 +182,12 @@ def list_subjects(page: Any) -> list[str]:
 def test_a_message_arriving_while_the_page_is_open_appears_without_reload(
     page: Any, inbox: Inbox
 ) -> None:
-    inbox.store.add("ana@example.com", ["bob@example.com"], message("Already here"))
+    inbox.store.add("ana@example.com", ["bob@example.com"], raw_message("Already here"))
     open_inbox(page, inbox)
     assert list_subjects(page) == ["Already here"]
     page.evaluate("window.sameDocument = true")
     started = time.monotonic()
-    inbox.store.add("ana@example.com", ["bob@example.com"], message("Fresh off the wire"))
+    inbox.store.add("ana@example.com", ["bob@example.com"], raw_message("Fresh off the wire"))
     page.locator("#list .subj", has_text="Fresh off the wire").wait_for(timeout=3000)
     assert time.monotonic() - started < 2
     assert list_subjects(page) == ["Fresh off the wire", "Already here"]
@@ -226,13 +196,15 @@ def test_a_message_arriving_while_the_page_is_open_appears_without_reload(
 
 
 def test_search_and_inbox_filter_narrow_the_list(page: Any, inbox: Inbox) -> None:
-    inbox.store.add("ana@example.com", ["bob@example.com"], message("Your invoice", "Pay 10 EUR"))
+    inbox.store.add(
+        "ana@example.com", ["bob@example.com"], raw_message("Your invoice", "Pay 10 EUR")
+    )
     inbox.store.add(
         "ana@example.com",
         ["carl@example.com"],
-        message("Zoo news", "A kangaroo", to="carl@example.com"),
+        raw_message("Zoo news", "A kangaroo", to=("carl@example.com",)),
     )
-    inbox.store.add("ana@example.com", ["bob@example.com"], message("Lunch?", "At noon"))
+    inbox.store.add("ana@example.com", ["bob@example.com"], raw_message("Lunch?", "At noon"))
     open_inbox(page, inbox)
     items = page.locator("#list .subj")
     expect(items).to_have_count(3)
@@ -260,7 +232,7 @@ def test_the_html_tab_renders_the_html_with_inline_images(page: Any, inbox: Inbo
     added = inbox.store.add(
         "ana@example.com",
         ["bob@example.com"],
-        message("Rendered", "Plain version", html=html, inline_png="logo@example.com"),
+        raw_message("Rendered", "Plain version", html=html, inline_png="logo@example.com"),
     )
     open_inbox(page, inbox)
     page.locator("#list a.msg").first.click()
@@ -298,7 +270,7 @@ def test_an_attachment_downloads_with_identical_bytes(page: Any, inbox: Inbox) -
     inbox.store.add(
         "ana@example.com",
         ["bob@example.com"],
-        message("With a file", attachments=((name, content, "application/octet-stream"),)),
+        raw_message("With a file", attachments=((name, content, "application/octet-stream"),)),
     )
     open_inbox(page, inbox)
     expect(page.locator("#list .clip")).to_have_count(1)  # the attachment mark
@@ -313,7 +285,7 @@ def test_an_attachment_downloads_with_identical_bytes(page: Any, inbox: Inbox) -
 
 def test_delete_one_and_delete_all(page: Any, inbox: Inbox) -> None:
     for subject in ("First", "Second", "Third"):
-        inbox.store.add("ana@example.com", ["bob@example.com"], message(subject))
+        inbox.store.add("ana@example.com", ["bob@example.com"], raw_message(subject))
     open_inbox(page, inbox)
     page.locator("#list a.msg", has_text="Second").click()
     expect(page.locator("#v-subject")).to_have_text("Second")
@@ -364,10 +336,10 @@ def hostile_html(origins: list[str]) -> str:
 
 def test_hostile_mail_is_shown_inert(page: Any, inbox: Inbox, watch: Watch, canary: Canary) -> None:
     evil_name = f"{INJECTION}.html"
-    raw = message(
+    raw = raw_message(
         f"Subject {INJECTION}",
         f"Text {INJECTION} javascript:pwn('text')",
-        to=f'"{INJECTION_UNQUOTED}" <victim@example.com>',  # a display name full of markup
+        to=(f'"{INJECTION_UNQUOTED}" <victim@example.com>',),  # a display name full of markup
         html=hostile_html([canary.origin, f"http://{REMOTE}"]),
         attachments=((evil_name, b"<script>pwn('attachment')</script>", "text/html"),),
     )
@@ -416,7 +388,7 @@ def test_remote_content_loads_only_when_asked(
         f'<p id="p">Remote</p><img src="{canary.origin}/tracker.png">'
         f'<img src="http://{REMOTE}/tracker.png"><script>pwn("x")</script>'
     )
-    inbox.store.add("ana@example.com", ["bob@example.com"], message("Tracker", html=html))
+    inbox.store.add("ana@example.com", ["bob@example.com"], raw_message("Tracker", html=html))
     open_inbox(page, inbox)
     page.locator("#list a.msg").first.click()
     expect(page.frame_locator("#html-frame").locator("#p")).to_have_text("Remote")
@@ -439,7 +411,7 @@ def test_remote_content_loads_only_when_asked(
 def test_keyboard_navigation(page: Any, inbox: Inbox) -> None:
     for subject in ("One", "Two", "Three"):
         inbox.store.add(
-            "ana@example.com", ["bob@example.com"], message(subject, html=f"<p>{subject}</p>")
+            "ana@example.com", ["bob@example.com"], raw_message(subject, html=f"<p>{subject}</p>")
         )
     open_inbox(page, inbox)
     page.keyboard.press("j")
@@ -467,7 +439,7 @@ def test_a_message_too_complex_to_decode_is_shown_raw_with_a_notice(
         for i in range(depth)
     )
     raw = b"Subject: Nested deep\r\n" + opening + b"Content-Type: text/plain\r\n\r\nleaf\r\n"
-    inbox.store.add("ana@example.com", ["bob@example.com"], message("Plain"))
+    inbox.store.add("ana@example.com", ["bob@example.com"], raw_message("Plain"))
     inbox.store.add("ana@example.com", ["bob@example.com"], raw)
     open_inbox(page, inbox)
     page.locator("#list a.msg").first.click()

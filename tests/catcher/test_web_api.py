@@ -12,7 +12,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import MIMEPart
 from typing import Any
 
 import httpx
@@ -25,13 +24,9 @@ import mailout
 from mailout.catcher import api
 from mailout.catcher.store import MessageStore
 from mailout.catcher.web import LOOPBACK_HOSTS, create_app
+from tests.catcher.mail import PNG, raw_message
 
 SMTP_ADDRESS = "127.0.0.1:2525"
-PNG = (  # a valid 1x1 PNG
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f"
-    b"\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99=\x1d"
-    b"\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 BINARY = bytes(range(256)) * 40 + b"\r\n\r\n.\r\n\x00"
 
 
@@ -87,33 +82,6 @@ def served(server_for_module: Served) -> Served:
     return server_for_module
 
 
-def build(
-    subject: str = "Hello",
-    body: str = "Plain body",
-    *,
-    to: tuple[str, ...] = ("bob@example.com",),
-    bcc: tuple[str, ...] = (),
-    html: str | None = None,
-    attachments: tuple[tuple[str, bytes, str], ...] = (),
-    inline_png: str | None = None,
-) -> bytes:
-    message = mailout.EmailMultiAlternatives(
-        subject, body, "Ana Lima <ana@example.com>", list(to), bcc=list(bcc)
-    )
-    if html is not None:
-        message.attach_alternative(html, "text/html")
-    for name, content, mimetype in attachments:
-        message.attach(name, content, mimetype)
-    if inline_png is not None:
-        image = MIMEPart()
-        image.set_content(
-            PNG, maintype="image", subtype="png", disposition="inline", cid=f"<{inline_png}>"
-        )
-        message.attach(image)
-        message.mixed_subtype = "related"
-    return message.message().as_bytes()
-
-
 def add(served: Served, raw: bytes, recipients: tuple[str, ...] = ("bob@example.com",)) -> int:
     return served.store.add("ana@example.com", recipients, raw).id
 
@@ -123,7 +91,7 @@ def add(served: Served, raw: bytes, recipients: tuple[str, ...] = ("bob@example.
 
 def test_list_is_newest_first_with_the_documented_fields(served: Served) -> None:
     assert served.client.get("/api/messages").json() == {"total": 0, "messages": []}
-    ids = [add(served, build(f"Message {n}")) for n in range(3)]
+    ids = [add(served, raw_message(f"Message {n}")) for n in range(3)]
     data = served.client.get("/api/messages").json()
     assert data["total"] == 3
     assert [m["id"] for m in data["messages"]] == ids[::-1]
@@ -145,7 +113,7 @@ def _epoch(iso: str) -> float:
 
 
 def test_limit_and_offset_page_through(served: Served) -> None:
-    ids = [add(served, build(f"M{n}")) for n in range(7)]
+    ids = [add(served, raw_message(f"M{n}")) for n in range(7)]
     page = served.client.get("/api/messages", params={"limit": 3, "offset": 2}).json()
     assert page["total"] == 7
     assert [m["id"] for m in page["messages"]] == ids[::-1][2:5]
@@ -153,10 +121,10 @@ def test_limit_and_offset_page_through(served: Served) -> None:
 
 
 def test_to_filters_by_envelope_recipient_including_bcc(served: Served) -> None:
-    add(served, build("For Bob"), ("bob@example.com",))
+    add(served, raw_message("For Bob"), ("bob@example.com",))
     add(
         served,
-        build("Bob and hidden Carl", bcc=("carl@example.com",)),
+        raw_message("Bob and hidden Carl", bcc=("carl@example.com",)),
         ("bob@example.com", "carl@Example.COM"),
     )
 
@@ -189,10 +157,10 @@ def test_to_filters_by_envelope_recipient_including_bcc(served: Served) -> None:
     ],
 )
 def test_q_searches_subject_addresses_and_body(served: Served, q: str, expected: list[str]) -> None:
-    add(served, build("Your invoice", "Amount due: 10 EUR"))
+    add(served, raw_message("Your invoice", "Amount due: 10 EUR"))
     add(
         served,
-        build("Zoo news", "A kangaroo arrived", to=("dora@example.org",)),
+        raw_message("Zoo news", "A kangaroo arrived", to=("dora@example.org",)),
         ("dora@example.org",),
     )
     found = served.client.get("/api/messages", params={"q": q}).json()
@@ -204,7 +172,7 @@ def test_q_searches_subject_addresses_and_body(served: Served, q: str, expected:
 
 
 def test_message_details_decode_headers_bodies_and_list_attachments(served: Served) -> None:
-    raw = build(
+    raw = raw_message(
         "Grüße, café ☕",
         "Hallo Welt\n",
         html="<p>Hallo <b>Welt</b></p>",
@@ -251,7 +219,7 @@ def test_raw_is_the_stored_bytes_exactly(served: Served) -> None:
 
 def test_attachment_bytes_type_and_file_name(served: Served) -> None:
     name = 'résumé "final"; v2.pdf'
-    raw = build(
+    raw = raw_message(
         attachments=(("a.txt", b"first\n", "text/plain"), (name, BINARY, "application/pdf"))
     )
     message_id = add(served, raw)
@@ -325,7 +293,7 @@ def test_media_type_passes_only_plain_types(given_type: str, served_type: str) -
 
 def test_html_body_is_served_under_a_script_less_remote_less_policy(served: Served) -> None:
     html = '<p>Logo <img src="cid:logo@example.com"> <img src="http://203.0.113.1/x.png"></p>'
-    message_id = add(served, build(html=html, inline_png="logo@example.com"))
+    message_id = add(served, raw_message(html=html, inline_png="logo@example.com"))
     response = served.client.get(f"/api/messages/{message_id}/html")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
@@ -375,7 +343,7 @@ def test_rewrite_cids(html: str, rewritten: str) -> None:
 
 
 def test_a_message_without_html_has_no_html_page(served: Served) -> None:
-    message_id = add(served, build())
+    message_id = add(served, raw_message())
     response = served.client.get(f"/api/messages/{message_id}/html")
     assert response.status_code == 404
     assert response.json() == {"error": f"message {message_id} has no HTML body"}
@@ -385,7 +353,7 @@ def test_a_message_without_html_has_no_html_page(served: Served) -> None:
 
 
 def test_delete_one_then_all(served: Served) -> None:
-    ids = [add(served, build(f"M{n}")) for n in range(3)]
+    ids = [add(served, raw_message(f"M{n}")) for n in range(3)]
     assert served.client.delete(f"/api/messages/{ids[1]}").json() == {"deleted": 1}
     assert served.client.get(f"/api/messages/{ids[1]}").status_code == 404
     assert served.client.delete(f"/api/messages/{ids[1]}").status_code == 404
@@ -429,7 +397,7 @@ def test_delete_one_then_all(served: Served) -> None:
 def test_bad_requests_answer_json_errors(
     served: Served, method: str, path: str, status: int, error: str | None
 ) -> None:
-    message_id = add(served, build(attachments=(("a.txt", b"a", "text/plain"),)))
+    message_id = add(served, raw_message(attachments=(("a.txt", b"a", "text/plain"),)))
     response = served.client.request(method, path.replace("{id}", str(message_id)))
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
@@ -444,8 +412,8 @@ def test_bad_requests_answer_json_errors(
 
 
 def test_wait_returns_an_existing_match_at_once(served: Served) -> None:
-    add(served, build("Welcome Bob"), ("bob@example.com",))
-    add(served, build("Welcome Carl"), ("carl@example.com",))
+    add(served, raw_message("Welcome Bob"), ("bob@example.com",))
+    add(served, raw_message("Welcome Carl"), ("carl@example.com",))
     started = time.monotonic()
     response = served.client.get("/api/wait", params={"to": "carl@example.com", "timeout": 5})
     assert time.monotonic() - started < 2
@@ -457,12 +425,12 @@ def test_wait_returns_an_existing_match_at_once(served: Served) -> None:
 
 
 def test_wait_returns_a_message_that_arrives_while_waiting(served: Served) -> None:
-    add(served, build("Not this one"), ("dora@example.com",))
+    add(served, raw_message("Not this one"), ("dora@example.com",))
     timer = threading.Timer(
         0.4,
         lambda: [
-            add(served, build("Other recipient"), ("bob@example.com",)),
-            add(served, build("Reset your password"), ("dora@example.com",)),
+            add(served, raw_message("Other recipient"), ("bob@example.com",)),
+            add(served, raw_message("Reset your password"), ("dora@example.com",)),
         ],
     )
     started = time.monotonic()
@@ -516,7 +484,7 @@ def test_events_stream_added_deleted_and_cleared(served: Served) -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _events(response)
         assert next(events) == ("hello", {"total": 0})
-        message_id = add(served, build("Live one"))
+        message_id = add(served, raw_message("Live one"))
         kind, data = next(events)
         assert (kind, data["id"], data["message"]["subject"]) == ("added", message_id, "Live one")
         served.store.delete(message_id)
@@ -529,7 +497,7 @@ def test_events_from_another_thread_arrive_promptly(served: Served) -> None:
     with served.client.stream("GET", "/api/events") as response:
         events = _events(response)
         next(events)
-        timer = threading.Timer(0.2, lambda: add(served, build("From a thread")))
+        timer = threading.Timer(0.2, lambda: add(served, raw_message("From a thread")))
         started = time.monotonic()
         timer.start()
         kind, data = next(events)
@@ -567,7 +535,9 @@ def test_streams_end_by_themselves_and_say_when_to_reconnect(
 
 
 def test_every_response_carries_the_security_headers(served: Served) -> None:
-    message_id = add(served, build(html="<p>x</p>", attachments=(("a.txt", b"a", "text/plain"),)))
+    message_id = add(
+        served, raw_message(html="<p>x</p>", attachments=(("a.txt", b"a", "text/plain"),))
+    )
     for path in [
         "/",
         "/static/app.js",
