@@ -140,16 +140,21 @@ def check_duration(name: str, value: object) -> float:
     return seconds
 
 
+def _from_json(name: str, text: str) -> object:
+    """A value given as JSON text, as the environment carries a mapping."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name}: value is not JSON ({exc})") from None
+
+
 def _per_mailer(name: str, value: object) -> dict[str, object]:
     """One value for every mailer (key ``"*"``), or a mapping of mailer to value (JSON in the
     environment)."""
     if value is None or value == "":
         return {}
     if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ImproperlyConfigured(f"{name}: value is not JSON ({exc})") from None
+        value = _from_json(name, value)
     if isinstance(value, Mapping):
         return {str(k): v for k, v in value.items()}
     return {"*": value}
@@ -169,10 +174,7 @@ def check_quotas(name: str, value: object) -> dict[str, int]:
 
 def check_hooks(name: str, value: object) -> dict[str, list[str]]:
     if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ImproperlyConfigured(f"{name}: value is not JSON ({exc})") from None
+        value = _from_json(name, value) if value.strip() else {}
     if value is None:
         return {}
     if not isinstance(value, Mapping):
