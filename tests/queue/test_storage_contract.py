@@ -86,6 +86,28 @@ def test_idempotency_key_stores_once(storage: Storage) -> None:
     assert same_batch[0] == same_batch[1]
 
 
+def test_a_long_batch_mixing_keys_maps_every_id_to_its_message(storage: Storage) -> None:
+    # Runs of messages without a key are stored together (SQLite: executemany, ids derived
+    # from the largest one); a key interrupts a run; ids before the batch, purged or not,
+    # must not shift anything.
+    early = storage.enqueue([new(n) for n in range(-3, 0)], now=T0)
+    storage.expire([early[-1]], now=T0)
+    storage.purge([State.FAILED], before=T0 + 1)
+    batch = [new(n, key=f"k{n % 7}" if n % 5 == 0 else None) for n in range(2_300)]
+    ids = storage.enqueue(batch, now=T0)
+    first_with_key: dict[str, int] = {}
+    for n, message in enumerate(batch):
+        if message.key is not None:
+            first_with_key.setdefault(message.key, n)
+    assert len(set(ids)) == 2_300 - (460 - 7)  # 460 keyed messages share 7 keys
+    assert not set(ids) & set(early[:-1])  # (SQLite may reuse the purged one's)
+    for n in [*range(0, 2_300, 37), 999, 1_000, 1_001, 1_999, 2_000, 2_299]:
+        owner = first_with_key[batch[n].key] if batch[n].key is not None else n
+        detail = storage.get(ids[n])
+        assert detail.summary.subject == f"message {owner}"
+        assert detail.data == batch[owner].data
+
+
 # -- claiming ----------------------------------------------------------------------------------
 
 

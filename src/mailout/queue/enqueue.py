@@ -16,13 +16,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from mailout.address import Address, parse_address
 from mailout.exceptions import InvalidMessageError, MessageTypeError
 from mailout.message import EmailMessage
 from mailout.queue.mailer import mailer_name
 from mailout.queue.models import NewMessage, Priority
 from mailout.queue.storage import Enqueuer, Storage, bound_storage, shared_storage
-from mailout.wire import check, render
+from mailout.wire import Context, check
+from mailout.wire import prepare as prepare_message
 
 __all__ = ["aenqueue", "enqueue", "prepare"]
 
@@ -30,12 +30,7 @@ __all__ = ["aenqueue", "enqueue", "prepare"]
 # the store's lock is held only to insert); bigger ones are checked first, then rendered and
 # inserted a chunk at a time inside it, so memory never holds every message's bytes at once.
 CHUNK: Final = 1000
-_DOT_ATOM: Final = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-)
 _MESSAGE_ID: Final = re.compile(rb"^message-id:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.M)
-
-_NEEDS_SMTPUTF8: Final = EmailMessage.needs_smtputf8
 
 NotBefore = float | datetime.datetime | datetime.timedelta | None
 
@@ -86,6 +81,7 @@ def enqueue(
         priority=Priority.parse(priority),
         not_before=_due(not_before, now),
         metadata=_metadata(metadata),
+        context=Context.read(),
     )
     selected = [messages[i] for i in stored]
     chosen_keys = [keys[i] for i in stored]
@@ -109,25 +105,33 @@ async def aenqueue(messages: Sequence[EmailMessage], **options: Any) -> list[int
 
 def prepare(messages: Sequence[EmailMessage], *, mailer: str | None = None) -> Iterator[NewMessage]:
     """Render messages as the queue stores them (for tools and tests; ``enqueue`` uses this)."""
-    options = _Options(mailer_name(mailer), Priority.NORMAL, None, {})
+    options = _Options(mailer_name(mailer), Priority.NORMAL, None, {}, Context.read())
     return (options.new(m, None) for m in messages)
 
 
 class _Options:
-    __slots__ = ("mailer", "metadata", "not_before", "priority")
+    __slots__ = ("context", "mailer", "metadata", "not_before", "priority")
 
     def __init__(
-        self, mailer: str, priority: Priority, not_before: float | None, metadata: dict[str, Any]
+        self,
+        mailer: str,
+        priority: Priority,
+        not_before: float | None,
+        metadata: dict[str, Any],
+        context: Context,
     ) -> None:
         self.mailer, self.priority = mailer, priority
         self.not_before, self.metadata = not_before, metadata
+        self.context = context  # the settings rendering reads, read once for the batch
 
     def new(self, message: EmailMessage, key: str | None) -> NewMessage:
-        sender, recipients, smtputf8 = _envelope(message)
-        data = render(message, smtputf8=smtputf8)
+        # The SMTP backend's one pass (wire.prepare): every address parsed and checked once,
+        # for the envelope, the SMTPUTF8 decision and the header fields alike.
+        prepared = prepare_message(message, self.context)
+        data = prepared.finish()
         return NewMessage(
-            sender=sender,
-            recipients=recipients,
+            sender=prepared.sender,
+            recipients=prepared.recipients,
             data=data,
             message_id=_message_id(data),
             subject=_subject(message),
@@ -135,38 +139,10 @@ class _Options:
             priority=self.priority,
             not_before=self.not_before,
             key=key,
-            smtputf8=smtputf8,
+            smtputf8=prepared.smtputf8,
             eight_bit=not data.isascii(),  # RFC 6152: 8-bit content travels with BODY=8BITMIME
             metadata=self.metadata,
         )
-
-
-def _envelope(message: EmailMessage) -> tuple[str, tuple[str, ...], bool]:
-    """Sender, recipients (to, cc, bcc) and whether SMTPUTF8 is needed, each address parsed
-    once under its own field name (so errors name ``to``, ``cc``, ...)."""
-    recipients = message.recipients()  # checks the fields' types first, as sending does
-    sender = parse_address(message.from_email, field="from_email")
-    parsed = [
-        parse_address(value, field=name)
-        for name in ("to", "cc", "bcc")
-        for value in getattr(message, name)
-        if value
-    ]
-    if len(parsed) != len(recipients):  # a subclass with its own recipients()
-        parsed = [parse_address(value, field="recipients") for value in recipients]
-    if type(message).needs_smtputf8 is _NEEDS_SMTPUTF8:
-        reply_to = [parse_address(v, field="reply_to") for v in message.reply_to if v]
-        smtputf8 = any(not a.local_part.isascii() for a in (sender, *parsed, *reply_to))
-    else:
-        smtputf8 = message.needs_smtputf8()
-    return _addr_spec(sender), tuple(_addr_spec(a) for a in parsed), smtputf8
-
-
-def _addr_spec(address: Address) -> str:
-    # A dot-atom local part needs no quoting: skip building the stdlib Address (slow) for it.
-    if address.domain and _DOT_ATOM.fullmatch(address.local_part):
-        return f"{address.local_part}@{address.domain}"
-    return address.addr_spec
 
 
 def _message_id(data: bytes) -> str:

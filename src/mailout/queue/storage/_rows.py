@@ -1,4 +1,5 @@
-"""Reading stored rows back into values, and turning an outcome into event rows.
+"""Rows: a new message as the insert takes it, stored rows read back into values, and an
+outcome turned into event rows.
 
 A row that cannot be read back (JSON that does not parse, a missing body) becomes a claimed
 message marked ``corrupt``: the worker fails that one message and goes on with the rest.
@@ -8,19 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailout.queue.models import (
     ClaimedMessage,
     Event,
     MessageSummary,
+    NewMessage,
     Outcome,
     Priority,
     State,
 )
 
-__all__ = ["claimed_from_row", "events_for", "summary_from_row"]
+__all__ = ["MessageRows", "claimed_from_row", "events_for", "json_strings", "summary_from_row"]
 
 log = logging.getLogger("mailout.queue")
 
@@ -139,3 +141,51 @@ def events_for(outcome: Outcome, now: float) -> list[Event]:
             )
         )
     return events
+
+
+class MessageRows:
+    """A message's row as the insert query takes it; JSON made cheaply for the usual values."""
+
+    __slots__ = ("_meta", "now")
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self._meta: dict[tuple[bool, bool, int], tuple[Mapping[str, Any], str]] = {}
+
+    def message(self, m: NewMessage) -> dict[str, Any]:
+        now = self.now
+        recipients = json_strings(m.recipients)
+        return {
+            "key": m.key,
+            "mailer": m.mailer,
+            "priority": int(m.priority),
+            "sender": m.sender,
+            "recipients": recipients,
+            "domain": m.domain,
+            "message_id": m.message_id,
+            "subject": m.subject,
+            "size": len(m.data),
+            "metadata": self._metadata(m),
+            "now": now,
+            "due_at": now if m.not_before is None else m.not_before,
+        }
+
+    def _metadata(self, m: NewMessage) -> str:
+        # A batch's messages share their user metadata (one mapping): its JSON is made once.
+        # The entry holds the mapping, so its id cannot be reused while the batch is stored.
+        key = (m.smtputf8, m.eight_bit, id(m.metadata))
+        found = self._meta.get(key)
+        if found is None or found[0] is not m.metadata:
+            meta = {"smtputf8": m.smtputf8, "eight_bit": m.eight_bit, "user": dict(m.metadata)}
+            found = self._meta[key] = (m.metadata, json.dumps(meta))
+        return found[1]
+
+
+def json_strings(values: Sequence[str]) -> str:
+    """``json.dumps(values)`` for a list of strings, without the encoder for plain ones."""
+    if not values:
+        return "[]"
+    for value in values:
+        if not (value.isascii() and value.isprintable()) or '"' in value or "\\" in value:
+            return json.dumps(values)
+    return '["' + '", "'.join(values) + '"]'

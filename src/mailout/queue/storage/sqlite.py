@@ -41,6 +41,7 @@ from mailout.queue.sql import load
 from mailout.queue.storage import Storage
 from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._rows import claimed_from_row, events_for, summary_from_row
+from mailout.queue.storage._sqlite_store import store
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage", "delete", "operate"]
 
@@ -145,33 +146,8 @@ class SQLiteStorage(Storage):
     # -- producers -------------------------------------------------------------------------
 
     def enqueue(self, messages: Iterable[NewMessage], *, now: float) -> list[int]:
-        ids: list[int] = []
         with self._write("storing messages") as db:
-            for m in messages:
-                meta = {"smtputf8": m.smtputf8, "eight_bit": m.eight_bit, "user": dict(m.metadata)}
-                cursor = db.execute(
-                    Q["insert_message"],
-                    {
-                        "key": m.key,
-                        "mailer": m.mailer,
-                        "priority": int(m.priority),
-                        "sender": m.sender,
-                        "recipients": json.dumps(m.recipients),
-                        "domain": m.domain,
-                        "message_id": m.message_id,
-                        "subject": m.subject,
-                        "size": len(m.data),
-                        "metadata": json.dumps(meta),
-                        "now": now,
-                        "due_at": now if m.not_before is None else m.not_before,
-                    },
-                )
-                if cursor.rowcount == 1:
-                    ids.append(int(cursor.lastrowid or 0))
-                    db.execute(Q["insert_body"], {"message": ids[-1], "data": m.data})
-                else:  # the key was stored before: a no-op that counts as stored
-                    ids.append(int(db.execute(Q["id_for_key"], {"key": m.key}).fetchone()[0]))
-        return ids
+            return store(db, Q, messages, now=now, where=self.path)
 
     # -- workers ---------------------------------------------------------------------------
 

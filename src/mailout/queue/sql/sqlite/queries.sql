@@ -20,7 +20,11 @@ INSERT INTO mailout_queue_message (
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
 -- name: insert_body
-INSERT INTO mailout_queue_body (message, data) VALUES (:message, :data);
+INSERT INTO mailout_queue_body (message, data) VALUES (?, ?);
+
+-- The largest id: a run of messages inserted together gets the ids after it (see enqueue).
+-- name: max_id
+SELECT max(id) FROM mailout_queue_message;
 
 -- name: id_for_key
 SELECT id FROM mailout_queue_message WHERE idempotency_key = :key AND idempotency_key IS NOT NULL;
