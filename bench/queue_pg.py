@@ -32,12 +32,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
+from proc_cpu import CPUMeter, PostgresPids  # noqa: E402
 from queue_enqueue import notice, short  # noqa: E402
 from tests.servers.sink import SinkServer  # noqa: E402
 
@@ -47,6 +49,7 @@ from mailout.queue.enqueue import enqueue, prepare  # noqa: E402
 from mailout.queue.storage.postgres import PostgresStorage  # noqa: E402
 
 SMTP = "mailout.backends.smtp.EmailBackend"
+APPLICATION = "mailout-bench-worker"  # the workers' connections: whose CPU is theirs
 
 
 class Schema:
@@ -93,10 +96,13 @@ def bench_direct(sink: SinkServer, count: int) -> float:
     messages = [notice(n) for n in range(count)]
     backend = mailout.get_connection(SMTP, host=sink.host, port=sink.port)
     before = sink.count
+    meter = _meter(sink, {"this process": lambda: [os.getpid()]}).start()
     started = time.perf_counter()
     assert backend.send_messages(messages) == count
     elapsed = time.perf_counter() - started
     _wait_for(sink, before + count)
+    meter.stop()
+    print(f"  CPU: {meter.summary(count)}", flush=True)
     return count / elapsed
 
 
@@ -108,7 +114,7 @@ def bench_workers(server: str, sink: SinkServer, count: int, workers: int) -> fl
             queue.hold(ALL)
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("EMAIL_")},
-            "EMAIL_QUEUE_URL": schema.url,
+            "EMAIL_QUEUE_URL": f"{schema.url}&application_name={APPLICATION}",
             "EMAIL_HOST": sink.host,
             "EMAIL_PORT": str(sink.port),
         }
@@ -128,10 +134,16 @@ def bench_workers(server: str, sink: SinkServer, count: int, workers: int) -> fl
                     time.sleep(0.05)
                 time.sleep(1.0)  # idle: each looked, found nothing, and sleeps
                 before = sink.count
+                pids = [proc.pid for proc in procs]
+                pg = PostgresPids(server, APPLICATION)
+                meter = _meter(sink, {"workers": lambda: pids}, pg).start()
                 started = time.perf_counter()
                 queue.release(ALL)
                 _wait_for(sink, before + count, timeout=600)
                 elapsed = time.perf_counter() - started
+                meter.stop()
+                pg.close()
+                print(f"  CPU: {meter.summary(count)}", flush=True)
                 while queue.status().counts[mailout.queue.State.SENT] < count:
                     time.sleep(0.05)
         finally:
@@ -199,6 +211,14 @@ def bench_scale(server: str, count: int) -> None:
                     queue.status()
                     times.append(time.perf_counter() - started)
             print("  Queue.status(): " + ", ".join(f"{t:.2f} s" for t in times), flush=True)
+
+
+def _meter(sink: SinkServer, groups: dict[str, Any], pg: PostgresPids | None = None) -> CPUMeter:
+    sink_pid = int(sink._child.pid)  # the sink's own process
+    groups = {**groups, "sink": lambda: [sink_pid]}
+    if pg is not None:
+        groups.update({"PostgreSQL for them": pg.clients, "PostgreSQL's own": pg.server})
+    return CPUMeter(groups)
 
 
 def _wait_for(sink: SinkServer, expected: int, timeout: float = 30) -> None:

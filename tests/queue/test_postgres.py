@@ -128,6 +128,22 @@ def test_the_url_keeps_its_password_out_of_names_and_errors() -> None:
     assert (parsed.schema, parsed.notify) == ("mail", False)
 
 
+def test_libpq_parameters_reach_the_server_as_written(url: str) -> None:
+    """A space in a libpq parameter (%20) stays a space: libpq reads "+" as a plus sign."""
+    options = "options=-c%20lock_timeout%3D7s%20-c%20statement_timeout%3D5min"
+    with PostgresStorage(f"{url}&{options}") as storage:
+        assert "%20" in storage.url.conninfo
+
+        def read(cur: Any) -> tuple[str, str]:
+            cur.execute(
+                "SELECT current_setting('lock_timeout'), current_setting(%s)", ["statement_timeout"]
+            )
+            return cur.fetchone()  # type: ignore[no-any-return]
+
+        seen = storage._read("reading", read)
+    assert seen == ("7s", "5min")
+
+
 # -- the caller's transaction --------------------------------------------------------------------
 
 

@@ -57,7 +57,7 @@ class SharedCaps:
             cur.execute(Q["busy_slots"], {"now": self.clock(), "least": least})
             return [(str(k), str(n), int(u)) for k, n, u in cur.fetchall()]
 
-        rows = self.storage._book("reading connection slots", read)
+        rows = self.storage._read("reading connection slots", read)
         full = {(k, n) for k, n, used in rows if used >= self.cap(k, n)}
         return {n for k, n in full if k == "domain"}, {n for k, n in full if k == "mailer"}
 
@@ -103,9 +103,13 @@ class SharedCaps:
             return
 
         def give(cur: Any) -> None:
-            cur.execute(Q["give_slots"], {"holder": slots.token})
-            if self.storage.url.notify:  # a worker waiting for a slot may claim now
-                cur.execute(Q["notify"], {"channel": self.storage.channel})
+            # A worker waiting for a slot may claim now.
+            params = {
+                "holder": slots.token,
+                "channel": self.storage.channel,
+                "notify": self.storage.url.notify,
+            }
+            cur.execute(Q["give_slots"], params)
 
         self.storage._book("giving back connection slots", give)
 

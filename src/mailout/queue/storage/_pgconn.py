@@ -33,6 +33,13 @@ log = logging.getLogger("mailout.queue")
 
 EXTRA: Final = 'pip install "mailout[postgres]"'
 
+BEGIN: Final = b"BEGIN"
+#: A worker's bookkeeping commits without waiting for its WAL flush (see Connector.run): set
+#: for the transaction only (a pooler's next client gets the server's default), in the same
+#: round trip as BEGIN (two statements without parameters: the simple query protocol).
+BEGIN_BOOKKEEPING: Final = b"BEGIN; SET LOCAL synchronous_commit = off"
+IDLE: Final = 0  # psycopg.pq.TransactionStatus.IDLE
+
 
 def import_driver(setting: str = "EMAIL_QUEUE_URL") -> tuple[Any, Any]:
     """psycopg and psycopg_pool, or an error naming the extra that brings them."""
@@ -70,7 +77,9 @@ class PgURL:
                 ours[key] = value
             else:
                 theirs.append((key, value))
-        conninfo = urlunsplit(parts._replace(query=urlencode(theirs)))
+        # libpq percent-decodes a URL's parameters but reads "+" as itself: a space that was
+        # "%20" must stay "%20" (options=-c%20statement_timeout%3D5s).
+        conninfo = urlunsplit(parts._replace(query=urlencode(theirs, quote_via=quote)))
         netloc = parts.netloc.rpartition("@")
         user = netloc[0].partition(":")[0]
         shown = urlunsplit(parts._replace(netloc=f"{user}@{netloc[2]}" if user else netloc[2]))
@@ -108,15 +117,17 @@ class Connector:
             for name, value in (("application_name", application_name), ("connect_timeout", 10))
             if f"{name}=" not in url.conninfo
         }
+        # Autocommit: run() begins and ends each transaction itself, BEGIN in the same round
+        # trip as its settings. A connection that died while idle (a restart,
+        # pg_terminate_backend) is not checked when it is taken out (an empty query, one more
+        # round trip every time): its BEGIN fails, before anything of the body ran, and run()
+        # tries again on a new one.
         self.pool: psycopg_pool.ConnectionPool[Any] = pool_module.ConnectionPool(
             url.conninfo,
             min_size=1,
             max_size=url.pool_size,
-            kwargs=self.options,
+            kwargs={**self.options, "autocommit": True},
             configure=self._configure,
-            # A connection that died while idle (a restart, pg_terminate_backend) is noticed
-            # when it is taken out, at the cost of an empty query, and replaced.
-            check=pool_module.ConnectionPool.check_connection,
             open=False,
             timeout=10.0,
             name=f"mailout-queue {url.name}",
@@ -126,7 +137,6 @@ class Connector:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT set_config('search_path', %s, false)", [self.search_path(conn)])
-        conn.commit()
 
     def search_path(self, conn: Any) -> str:
         return str(self.psycopg.sql.Identifier(self.url.schema).as_string(conn))
@@ -163,26 +173,41 @@ class Connector:
         *,
         again: str = "always",
         durable: bool = True,
+        transaction: bool = True,
     ) -> Any:
         """``body(cursor)`` in one transaction, committed. ``again``: ``"always"`` (safe to run
         twice), ``"before-commit"`` (only if the body never reached its commit),
         ``"before-start"`` (only if the body never started: it consumes an iterator).
         ``durable=False``: the commit returns before its WAL is flushed (a worker's bookkeeping:
         if PostgreSQL itself crashes in the next fraction of a second, a claim comes back and
-        an outcome is lost, so the message is delivered again, as after a worker's crash)."""
+        an outcome is lost, so the message is delivered again, as after a worker's crash).
+        ``transaction=False``: each statement on its own, no BEGIN and COMMIT (a read of one
+        statement: one round trip instead of three)."""
         deadline = time.monotonic() + self.retry_for
         pause = 0.05
+        begin = BEGIN if durable else BEGIN_BOOKKEEPING
         while True:
             reached_commit = started = False
             try:
-                with self.errors(doing), self.pool.connection() as conn:
-                    with conn.cursor() as cursor:
+                with (
+                    self.errors(doing),
+                    self.pool.connection() as conn,
+                    conn.cursor() as cursor,
+                ):
+                    try:
+                        if transaction:
+                            # On a connection that died while idle, this fails: nothing ran.
+                            cursor.execute(begin, prepare=False)
                         started = True
-                        if not durable:
-                            cursor.execute("SET LOCAL synchronous_commit = off")
                         result = body(cursor)
-                    reached_commit = True
-                    conn.commit()
+                        reached_commit = True
+                        if transaction:
+                            cursor.execute(b"COMMIT", prepare=False)
+                    except BaseException:
+                        if conn.info.transaction_status != IDLE and not conn.closed:
+                            with contextlib.suppress(Exception):
+                                cursor.execute(b"ROLLBACK", prepare=False)
+                        raise
                 return result
             except StorageError as exc:
                 cause = exc.__cause__

@@ -57,29 +57,64 @@ FROM json_array_elements(%(bodies)s::json) AS b;
 -- name: id_for_key
 SELECT id FROM mailout_queue_message WHERE idempotency_key = %(key)s;
 
--- Due messages of one state and priority, oldest due first, that no other worker holds
--- locked right now (SKIP LOCKED: two workers claiming at once take disjoint messages and
--- never wait for each other). The rows stay locked until this claim commits.
+-- Due messages, oldest due first within each priority (0 high, 1 normal, 2 low), that no
+-- other worker holds locked right now (SKIP LOCKED: two workers claiming at once take
+-- disjoint messages and never wait for each other): up to `limit` new ones and up to `limit`
+-- retries, in one round trip. A UNION ALL under a LIMIT runs its branches in order and stops
+-- when the limit is reached, so a priority's rows are read and locked only if the ones before
+-- it left room. The rows stay locked until this claim commits.
 -- name: candidates
-SELECT id, mailer FROM mailout_queue_message
-WHERE state = %(state)s AND state IN ('queued', 'deferred')
-  AND priority = %(priority)s AND due_at <= %(now)s
-  AND mailer <> ALL(%(skip_mailers)s::text[])
-  AND domain <> ALL(%(skip_domains)s::text[])
-ORDER BY due_at, id
-LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
+(SELECT * FROM (
+    SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE state = 'queued' AND priority = 0 AND due_at <= %(now)s
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS q0
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE state = 'queued' AND priority = 1 AND due_at <= %(now)s
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS q1
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE state = 'queued' AND priority = 2 AND due_at <= %(now)s
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS q2
+) AS queued LIMIT %(limit)s)
+UNION ALL
+(SELECT * FROM (
+    SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE state = 'deferred' AND priority = 0 AND due_at <= %(now)s
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS d0
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE state = 'deferred' AND priority = 1 AND due_at <= %(now)s
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS d1
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE state = 'deferred' AND priority = 2 AND due_at <= %(now)s
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS d2
+) AS deferred LIMIT %(limit)s);
 
+-- The claimed rows come back with their bodies, in one round trip.
 -- name: claim
-UPDATE mailout_queue_message
+UPDATE mailout_queue_message AS m
 SET state = 'sending', lease_owner = %(worker)s, lease_until = %(until)s,
     attempts = attempts + 1, updated_at = %(now)s
 WHERE id = ANY(%(ids)s::bigint[]) AND state IN ('queued', 'deferred')
 RETURNING id, attempts, mailer, priority, sender, pending, message_id, created_at,
-    queued_at, delivered, metadata;
-
--- name: bodies
-SELECT message, data FROM mailout_queue_body WHERE message = ANY(%(ids)s::bigint[]);
+    queued_at, delivered, metadata,
+    (SELECT data FROM mailout_queue_body AS b WHERE b.message = m.id);
 
 -- A claim that obeys rate limits takes this lock first, so that two workers never spend the
 -- same token (claims of unlimited mail never take it), then reads every bucket.
@@ -100,22 +135,39 @@ ON CONFLICT (name) DO UPDATE SET
 SELECT name, tokens, updated_at, day, day_count FROM mailout_queue_bucket WHERE name = %(name)s;
 
 -- Only the worker that holds the lease, for the attempt it claimed, may record an outcome.
--- Many outcomes in one statement: one JSON array of objects.
+-- A group of outcomes in one statement, one round trip: one JSON array of objects, each with
+-- the recipients still pending (a JSON array, stored as its text) and its events (one per
+-- recipient, inserted in order) -- the events and dropped bodies of the outcomes recorded only.
 -- name: record
-UPDATE mailout_queue_message AS m
-SET state = o.state, pending = o.pending, due_at = coalesce(o.due_at, m.due_at),
-    delivered = m.delivered + o.delivered, last_reply = o.summary, reason = o.reason,
-    lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
-FROM json_to_recordset(%(outcomes)s::json) AS o(
-    id bigint, attempt integer, state text, pending text, due_at double precision,
-    delivered integer, summary text, reason text
+WITH done AS (
+    UPDATE mailout_queue_message AS m
+    SET state = o.state, pending = o.pending::text, due_at = coalesce(o.due_at, m.due_at),
+        delivered = m.delivered + o.delivered, last_reply = o.summary, reason = o.reason,
+        lease_owner = NULL, lease_until = NULL, updated_at = %(now)s
+    FROM ROWS FROM (json_to_recordset(%(outcomes)s::json) AS (
+        id bigint, attempt integer, state text, pending json, due_at double precision,
+        delivered integer, summary text, reason text, events json
+    )) WITH ORDINALITY AS o(
+        id, attempt, state, pending, due_at, delivered, summary, reason, events, n
+    )
+    WHERE m.id = o.id AND m.state = 'sending' AND m.lease_owner = %(worker)s
+      AND m.attempts = o.attempt
+    RETURNING m.id, m.state, o.attempt, o.events, o.n
+), dropped AS (
+    DELETE FROM mailout_queue_body
+    WHERE NOT %(keep_body)s AND message IN (SELECT id FROM done WHERE state = 'sent')
+), added AS (
+    INSERT INTO mailout_queue_event (
+        message, at, attempt, kind, recipient, code, enhanced, text, relay_id
+    )
+    SELECT done.id, %(now)s, done.attempt, e.kind, e.recipient, e.code, e.enhanced,
+        coalesce(e.text, ''), e.relay_id
+    FROM done, ROWS FROM (json_to_recordset(done.events) AS (
+        kind text, recipient text, code integer, enhanced text, text text, relay_id text
+    )) WITH ORDINALITY AS e(kind, recipient, code, enhanced, text, relay_id, n)
+    ORDER BY done.n, e.n
 )
-WHERE m.id = o.id AND m.state = 'sending' AND m.lease_owner = %(worker)s
-  AND m.attempts = o.attempt
-RETURNING m.id;
-
--- name: drop_bodies
-DELETE FROM mailout_queue_body WHERE message = ANY(%(ids)s::bigint[]);
+SELECT id FROM done;
 
 -- name: add_events
 INSERT INTO mailout_queue_event (message, at, attempt, kind, recipient, code, enhanced, text, relay_id)
@@ -327,8 +379,11 @@ SELECT %(holder)s, %(worker)s, kind, name, used, %(until)s
 FROM unnest(%(kinds)s::text[], %(names)s::text[], %(useds)s::integer[]) AS s(kind, name, used)
 ON CONFLICT (kind, name, holder) DO NOTHING;
 
+-- A delivery gives its slots back and, if asked, wakes the workers that may wait for one
+-- (a NOTIFY delivered on commit), in one statement.
 -- name: give_slots
-DELETE FROM mailout_queue_slot WHERE holder = %(holder)s;
+WITH given AS (DELETE FROM mailout_queue_slot WHERE holder = %(holder)s RETURNING 1)
+SELECT pg_notify(%(channel)s, '') WHERE %(notify)s AND EXISTS (SELECT FROM given);
 
 -- name: renew_slots
 UPDATE mailout_queue_slot SET until = %(until)s WHERE worker = %(worker)s;
