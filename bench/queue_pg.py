@@ -18,6 +18,12 @@ in a schema of its own, dropped at the end; mail goes to the loopback sink of
    one claim of 200 (five in a row, each released), claims back to back (one claimer, then
    four threads at once: SKIP LOCKED), and ``Queue.status()``.
 
+Each drain prints the CPU time of the workers (or of this process, sending directly), of the
+sink, of PostgreSQL's backends serving the workers and of PostgreSQL's own processes (WAL
+writer, autovacuum, ...), per message and as a share of the machine's cores, and how busy the
+machine was (the rest is other processes: the machine is shared). ``--worker-args "--batch
+500"`` passes options to every worker.
+
 Targets (issue 10): four workers >= 1.5 x one worker and >= 80 % of direct pooled sending;
 enqueue >= 10 000 a second in batches.
 """
@@ -106,7 +112,9 @@ def bench_direct(sink: SinkServer, count: int) -> float:
     return count / elapsed
 
 
-def bench_workers(server: str, sink: SinkServer, count: int, workers: int) -> float:
+def bench_workers(
+    server: str, sink: SinkServer, count: int, workers: int, extra: list[str]
+) -> float:
     with Schema(server) as schema:
         with Queue(schema.url) as queue:
             for start in range(0, count, 1000):
@@ -120,7 +128,7 @@ def bench_workers(server: str, sink: SinkServer, count: int, workers: int) -> fl
         }
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "mailout", "queue", "worker", "--progress", "lines"],
+                [sys.executable, "-m", "mailout", "queue", "worker", "--progress", "lines", *extra],
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
@@ -237,6 +245,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--scale", type=int, default=1_000_000)
     parser.add_argument("--skip", nargs="*", default=(), choices=("enqueue", "drain", "scale"))
+    parser.add_argument(
+        "--worker-args",
+        type=str.split,
+        default=[],
+        help='options for every worker, e.g. "--batch 500" (default: none, the settings)',
+    )
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
     if "enqueue" not in args.skip:
@@ -253,9 +267,9 @@ def main() -> None:
             print(
                 f"drain {args.messages:,} notices: direct pooled {direct:,.0f} a second", flush=True
             )
-            one = bench_workers(args.server, sink, args.messages, 1)
+            one = bench_workers(args.server, sink, args.messages, 1, args.worker_args)
             print(f"  one worker {one:,.0f} a second", flush=True)
-            four = bench_workers(args.server, sink, args.messages, 4)
+            four = bench_workers(args.server, sink, args.messages, 4, args.worker_args)
             print(
                 f"  four workers {four:,.0f} a second: {four / one:.2f} x one worker, "
                 f"{four / direct:.0%} of direct pooled",
