@@ -198,10 +198,6 @@ def _excuse_stdlib_address_bugs(
     cannot equal that, so such a field is compared with what the caller asked for.
     """
     intent: dict[str, object] = dict(intended_addresses(message))
-    # The same holds for the subject: the stdlib can lose the space between two encoded
-    # words it writes side by side ("¡ ¡" comes back as "¡¡"); the caller's text is the truth.
-    if isinstance(message.subject, str):
-        intent["subject"] = message.subject.lstrip(" ")
     fields = expected[0][0]  # type: ignore[index]
     for index, entry in enumerate(fields):
         key, value = entry[0], entry[1]

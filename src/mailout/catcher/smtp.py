@@ -245,11 +245,7 @@ class CatcherSMTP(SMTP):
             self._set_post_data_state()
             await self.push(refusal)
             return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        await self._hand_over(content, "250 OK")
 
     @syntax("BDAT size [LAST]")
     async def smtp_BDAT(self, arg: str | None) -> None:
@@ -273,14 +269,10 @@ class CatcherSMTP(SMTP):
         received = len(self._bdat_data or b"") + size
         keep = refusal is None and not (limit and received > limit)
         chunk = await read_chunk(self._reader, size, keep, self._reset_timeout)
-        if refusal is not None:
-            self._set_post_data_state()
-            await self.push(refusal)
-            return
         if not keep:
-            # RFC 1870 §6 / RFC 3030 §2: refuse, and end the transaction.
+            # Refused, or over the limit (RFC 1870 §6 / RFC 3030 §2): end the transaction.
             self._set_post_data_state()
-            await self.push(TOO_BIG)
+            await self.push(refusal or TOO_BIG)
             return
         if self._bdat_data is None:
             self._bdat_data = bytearray()
@@ -288,14 +280,19 @@ class CatcherSMTP(SMTP):
         if not last:
             await self.push(f"250 2.0.0 {size} octets received")
             return
-        assert self.envelope is not None
         content = bytes(self._bdat_data)
         self._bdat_data = None
+        await self._hand_over(content, "250 2.0.0 OK")
+
+    async def _hand_over(self, content: bytes, ok: str) -> None:
+        """The whole message, by DATA or BDAT: to the handler, then the reply (``ok`` unless the
+        handler gave its own) and a fresh transaction."""
+        assert self.envelope is not None
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        await self.push("250 2.0.0 OK" if status is MISSING else status)
+        await self.push(ok if status is MISSING else status)
 
     async def _bdat_refusal(self) -> str | None:
         assert self.session is not None
