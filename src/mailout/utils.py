@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import ipaddress
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from mailout.exceptions import ImproperlyConfigured
@@ -72,6 +75,19 @@ DNS_NAME = CachedDnsName()
 
 _DJANGO_BACKENDS = "django.core.mail.backends."
 _OWN_BACKENDS = frozenset({"smtp", "console", "filebased", "locmem", "dummy"})
+_AS_NAMED: contextvars.ContextVar[bool] = contextvars.ContextVar("as_named", default=False)
+
+
+@contextlib.contextmanager
+def django_backends_as_named(on: bool = True) -> Iterator[None]:
+    """While active (in this thread or task), Django's backend paths import Django's classes:
+    what the queue's worker does in a Django project, where its mailers get Django messages
+    (mailout.django.delivery) and a project that names Django's smtp backend means it."""
+    token = _AS_NAMED.set(on)
+    try:
+        yield
+    finally:
+        _AS_NAMED.reset(token)
 
 
 def import_string(dotted_path: str, *, setting: str = "backend") -> Any:
@@ -79,11 +95,11 @@ def import_string(dotted_path: str, *, setting: str = "backend") -> Any:
 
     Django's own backend paths (``django.core.mail.backends.smtp.EmailBackend``, as found in a
     Django settings module given to ``configure()``) stand for mailout's backend of that name:
-    Django's classes cannot send mailout's messages.
+    Django's classes cannot send mailout's messages (unless ``django_backends_as_named``).
     """
     if not isinstance(dotted_path, str) or "." not in dotted_path:
         raise ImproperlyConfigured(f"{setting}: {dotted_path!r} is not a dotted import path")
-    if dotted_path.startswith(_DJANGO_BACKENDS):
+    if dotted_path.startswith(_DJANGO_BACKENDS) and not _AS_NAMED.get():
         name = dotted_path[len(_DJANGO_BACKENDS) :].partition(".")[0]
         if name in _OWN_BACKENDS:
             dotted_path = "mailout.backends." + dotted_path[len(_DJANGO_BACKENDS) :]

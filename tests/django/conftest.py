@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import django
 import pytest
@@ -18,7 +19,8 @@ django.setup()
 from mailout import wire  # noqa: E402
 from mailout.django.conf import use_django_settings  # noqa: E402
 from tests.conftest import SMTPServer  # noqa: E402
-from tests.django.helpers import STYLES, mail_settings  # noqa: E402
+from tests.django.helpers import STYLES, mail_settings, quiet_overrides  # noqa: E402
+from tests.django.queue_db import VENDORS, database  # noqa: E402
 
 
 @pytest.fixture(params=STYLES)
@@ -40,3 +42,15 @@ def _a_django_project() -> None:
     before each test): mailout reads Django's settings. Fresh fast-path counters."""
     use_django_settings()
     wire.stats.reset()
+
+
+@pytest.fixture(params=VENDORS)
+def queue_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own (SQLite file, PostgreSQL schema) as a DATABASES alias,
+    migrated, and the project's queue in it: ``EMAIL_QUEUE_URL = "django:<alias>"``."""
+    from django.core.management import call_command
+
+    with database(request.param, tmp_path) as alias:
+        call_command("migrate", "mailout", database=alias, verbosity=0)
+        with quiet_overrides(EMAIL_QUEUE_URL=f"django:{alias}"):
+            yield alias

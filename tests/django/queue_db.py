@@ -57,8 +57,11 @@ def remove_alias(alias: str) -> None:
 
 
 @contextlib.contextmanager
-def database(vendor: str, tmp_path: Path, *, alias: str = "mailqueue") -> Iterator[str]:
-    """A new, empty database as ``alias`` (not migrated)."""
+def database(vendor: str, tmp_path: Path, *, alias: str | None = None) -> Iterator[str]:
+    """A new, empty database under ``alias`` (not migrated); by default an alias new for each
+    test: Django keeps a connection per alias in every thread that used one (asgiref's thread
+    for async code too), which must not outlive the database it was for."""
+    alias = alias or f"mailqueue_{uuid.uuid4().hex[:8]}"
     if vendor == "sqlite":
         config: dict[str, Any] = {
             "ENGINE": "django.db.backends.sqlite3",

@@ -183,7 +183,7 @@ def test_the_backend_takes_the_callers_connection_and_a_bad_batch_stores_nothing
         with conn.transaction(), pytest.raises(InvalidAddressError):
             backend.send_messages([message(4), bad])
         assert query(url, "SELECT count(*) FROM mailout_queue_message") == [(2,)]
-    with pytest.raises(ImproperlyConfigured, match="only a postgresql:// queue"):
+    with pytest.raises(ImproperlyConfigured, match="only a postgresql:// or sqlite:/// queue"):
         enqueue([message(5)], url="memory:", connection=object())
 
 

@@ -18,6 +18,14 @@ _NAMES: Final = frozenset(conf.DEFAULTS)
 _REFUSED_WITH_MAILERS: Final[frozenset[str]] = frozenset(
     getattr(django.conf, "DEPRECATED_EMAIL_SETTINGS", ())
 )
+#: The queue hooks that send mailout.django.signals: a project's workers run them after its
+#: own EMAIL_QUEUE_HOOKS.
+SIGNAL_HOOKS: Final = {
+    "sent": ["mailout.django.signals.on_sent"],
+    "deferred": ["mailout.django.signals.on_deferred"],
+    "failed": ["mailout.django.signals.on_failed"],
+    "expired": ["mailout.django.signals.on_failed"],
+}
 
 
 def django_settings() -> Any:
@@ -48,8 +56,14 @@ class DjangoSettings:
     ``EMAIL_SSL_CAFILE``) are read there too, and take mailout's defaults when not set. Two
     exceptions: ``EMAIL_TIMEOUT`` left at Django's default ``None`` means mailout's 30 seconds
     (a dead server must not hang a worker forever), and with Django 6.1's ``MAILERS`` defined the
-    ``EMAIL_*`` settings Django then refuses read as not set.
+    ``EMAIL_*`` settings Django then refuses read as not set. The queue's: ``EMAIL_QUEUE_URL``
+    not set means ``"django"`` (the ``default`` database) when that database is SQLite or
+    PostgreSQL, and ``EMAIL_QUEUE_HOOKS`` gains the hooks that send mailout.django.signals.
     """
+
+    #: The queue's worker builds Django's backends when the project names them
+    #: (mailout.queue.mailer; mailout.django.delivery hands them Django messages).
+    native_django_backends = True
 
     def __getattr__(self, name: str) -> Any:
         if name not in _NAMES:
@@ -57,6 +71,26 @@ class DjangoSettings:
         holder = django_settings()
         if name in _REFUSED_WITH_MAILERS and hasattr(holder, "MAILERS"):
             raise AttributeError(name)
+        if name == "EMAIL_QUEUE_HOOKS":
+            own = getattr(holder, name, None) or {}
+            if not isinstance(own, dict):
+                return own  # mailout's check of the setting names the mistake
+            merged: dict[str, Any] = dict(own)
+            for event, paths in SIGNAL_HOOKS.items():
+                mine = own.get(event, [])
+                if isinstance(mine, str):
+                    mine = [mine]
+                if not isinstance(mine, list | tuple):
+                    return own  # as above
+                merged[event] = [*mine, *paths]
+            return merged
+        if name == "EMAIL_QUEUE_URL" and not hasattr(holder, name):
+            from mailout.django.queue import default_url
+
+            found = default_url()
+            if found is None:
+                raise AttributeError(name)  # mailout's default
+            return found
         value = getattr(holder, name)  # AttributeError: not set, so mailout's default applies
         if name == "EMAIL_TIMEOUT" and value is None and not holder.is_overridden(name):
             return conf.DEFAULTS["EMAIL_TIMEOUT"]

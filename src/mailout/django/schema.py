@@ -1,7 +1,8 @@
 """mailout's queue tables in a Django project's database, created by ``manage.py migrate``.
 
-The migration ``mailout/0001_queue`` runs these on Django's own connection, in the migration's
-transaction, for the database being migrated (so routers decide which databases get them). The
+The migration ``mailout/0001_queue`` runs these on Django's own connection, in a transaction,
+for the database being migrated (so routers decide which databases get them); on SQLite it
+switches the file to WAL mode first (see ``use_wal``). The
 SQL is mailout's own (``mailout/queue/sql/<engine>/schema.sql``), the same the queue's storages
 create, so ``"django"`` queues and ``sqlite:///``/``postgresql://`` queues are one schema and
 table names stay mailout's (``mailout_queue_*``). On PostgreSQL the tables go to the first
@@ -19,7 +20,7 @@ from typing import Any, Final
 from mailout.exceptions import ImproperlyConfigured
 from mailout.queue.sql import load
 
-__all__ = ["TABLES", "create_tables", "drop_tables", "queue_schema"]
+__all__ = ["TABLES", "create_tables", "drop_tables", "queue_schema", "use_wal"]
 
 _TABLE: Final = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
 #: The queue's tables per Django vendor, in the order they are created.
@@ -60,6 +61,18 @@ def queue_schema(connection: Any) -> str:
             "schema; create it (or fix OPTIONS' search_path) before migrating"
         )
     return str(row[0])
+
+
+def use_wal(apps: Any, schema_editor: Any) -> None:
+    """SQLite: WAL mode, as mailout's own queue files use (kept by the file from now on), so
+    that a worker reads and claims while the site writes, and opening the queue from a worker
+    never needs the lock a site's transaction holds. Outside any transaction (SQLite refuses
+    the switch inside one); an in-memory database stays as it is."""
+    connection = schema_editor.connection
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode = WAL")
 
 
 def create_tables(apps: Any, schema_editor: Any) -> None:

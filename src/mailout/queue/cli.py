@@ -237,6 +237,11 @@ def _migrate(url: str | None, out: TextIO) -> int:
 
         url = settings.EMAIL_QUEUE_URL
     storage: Storage
+    if url.partition(":")[0].lower() == "django":  # the project's database: Django migrates it
+        from mailout.django.queue import migrate
+
+        migrate(url, out)
+        return 0
     if url.partition(":")[0].lower() in ("postgresql", "postgres"):
         storage = PostgresStorage(url, check_schema=False)
     else:

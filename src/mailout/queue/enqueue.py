@@ -14,17 +14,18 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from mailout.exceptions import InvalidMessageError, MessageTypeError
 from mailout.message import EmailMessage
 from mailout.queue.mailer import mailer_name
 from mailout.queue.models import NewMessage, Priority
-from mailout.queue.storage import Enqueuer, Storage, bound_storage, shared_storage
+from mailout.queue.storage import Enqueuer, Storage, bound_storage, producer
+from mailout.smtp import Envelope
 from mailout.wire import Context, check
 from mailout.wire import prepare as prepare_message
 
-__all__ = ["aenqueue", "enqueue", "prepare"]
+__all__ = ["MessageForm", "aenqueue", "enqueue", "prepare"]
 
 # Batches up to this size are rendered before the write transaction starts (the usual case:
 # the store's lock is held only to insert); bigger ones are checked first, then rendered and
@@ -33,6 +34,15 @@ CHUNK: Final = 1000
 _MESSAGE_ID: Final = re.compile(rb"^message-id:[ \t]*(.*(?:\r\n[ \t].*)*)", re.IGNORECASE | re.M)
 
 NotBefore = float | datetime.datetime | datetime.timedelta | None
+
+
+class MessageForm(Protocol):
+    """How messages of another kind become an envelope and bytes (mailout.django's form takes
+    Django's message objects); ``check`` raises what ``render`` would, for big batches."""
+
+    def render(self, message: Any) -> tuple[Envelope, bytes]: ...
+
+    def check(self, message: Any) -> None: ...
 
 
 def enqueue(
@@ -47,6 +57,7 @@ def enqueue(
     storage: Storage | None = None,
     connection: object | None = None,
     now: float | None = None,
+    form: MessageForm | None = None,
 ) -> list[int | None]:
     """Store ``messages`` durably for the worker to deliver; return each one's queue id.
 
@@ -59,8 +70,11 @@ def enqueue(
       ``EMAIL_QUEUE_MAILER``, else the SMTP backend from the ``EMAIL_*`` settings).
     - ``metadata``: JSON-serialisable values kept with the message and given to hooks.
     - ``url``/``storage``: where (default: ``EMAIL_QUEUE_URL``).
-    - ``connection``: your own psycopg connection (a ``postgresql://`` queue): the messages
-      are stored in your transaction, and commit or roll back with your data.
+    - ``connection``: your own psycopg connection (a ``postgresql://`` queue) or sqlite3
+      connection to the queue's file (``sqlite:///``): the messages are stored in your
+      transaction, and commit or roll back with your data. (A ``"django"`` queue always is:
+      through Django's connection.)
+    - ``form``: how to render messages that are not mailout's (mailout.django passes its own).
 
     Returns when the batch is committed. A message without recipients is not stored (its id
     is None), as Django's backends skip such messages.
@@ -70,7 +84,7 @@ def enqueue(
     if connection is not None:
         target = bound_storage(connection, url) if storage is None else storage.bound_to(connection)
     else:
-        target = storage if storage is not None else shared_storage(url)
+        target = storage if storage is not None else producer(url)
     messages = list(messages)
     keys = _keys(key, len(messages))
     stored = [i for i, m in enumerate(messages) if m.recipients()]
@@ -82,6 +96,7 @@ def enqueue(
         not_before=_due(not_before, now),
         metadata=_metadata(metadata),
         context=Context.read(),
+        form=form,
     )
     selected = [messages[i] for i in stored]
     chosen_keys = [keys[i] for i in stored]
@@ -89,7 +104,7 @@ def enqueue(
         batch: Any = [options.new(m, k) for m, k in zip(selected, chosen_keys, strict=True)]
     else:
         for message in selected:
-            check(message)
+            check(message) if form is None else form.check(message)
         batch = (options.new(m, k) for m, k in zip(selected, chosen_keys, strict=True))
     ids = target.enqueue(batch, now=now)
     out: list[int | None] = [None] * len(messages)
@@ -105,12 +120,12 @@ async def aenqueue(messages: Sequence[EmailMessage], **options: Any) -> list[int
 
 def prepare(messages: Sequence[EmailMessage], *, mailer: str | None = None) -> Iterator[NewMessage]:
     """Render messages as the queue stores them (for tools and tests; ``enqueue`` uses this)."""
-    options = _Options(mailer_name(mailer), Priority.NORMAL, None, {}, Context.read())
+    options = _Options(mailer_name(mailer), Priority.NORMAL, None, {}, Context.read(), None)
     return (options.new(m, None) for m in messages)
 
 
 class _Options:
-    __slots__ = ("context", "mailer", "metadata", "not_before", "priority")
+    __slots__ = ("context", "form", "mailer", "metadata", "not_before", "priority")
 
     def __init__(
         self,
@@ -119,19 +134,27 @@ class _Options:
         not_before: float | None,
         metadata: dict[str, Any],
         context: Context,
+        form: MessageForm | None,
     ) -> None:
         self.mailer, self.priority = mailer, priority
         self.not_before, self.metadata = not_before, metadata
         self.context = context  # the settings rendering reads, read once for the batch
+        self.form = form
 
     def new(self, message: EmailMessage, key: str | None) -> NewMessage:
         # The SMTP backend's one pass (wire.prepare): every address parsed and checked once,
         # for the envelope, the SMTPUTF8 decision and the header fields alike.
-        prepared = prepare_message(message, self.context)
-        data = prepared.finish()
+        if self.form is not None:  # another kind of message (Django's): its own renderer
+            envelope, data = self.form.render(message)
+            sender, recipients = envelope.sender, tuple(envelope.recipients)
+            smtputf8 = envelope.smtputf8
+        else:
+            prepared = prepare_message(message, self.context)
+            data = prepared.finish()
+            sender, recipients, smtputf8 = prepared.sender, prepared.recipients, prepared.smtputf8
         return NewMessage(
-            sender=prepared.sender,
-            recipients=prepared.recipients,
+            sender=sender,
+            recipients=recipients,
             data=data,
             message_id=_message_id(data),
             subject=_subject(message),
@@ -139,7 +162,7 @@ class _Options:
             priority=self.priority,
             not_before=self.not_before,
             key=key,
-            smtputf8=prepared.smtputf8,
+            smtputf8=smtputf8,
             eight_bit=not data.isascii(),  # RFC 6152: 8-bit content travels with BODY=8BITMIME
             metadata=self.metadata,
         )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from mailout import conf
 from mailout.conf import settings
 from mailout.exceptions import ImproperlyConfigured
 from mailout.mailers import DEFAULT_MAILER_ALIAS, DEFAULT_MAILER_BACKEND, mailers
-from mailout.utils import import_string
+from mailout.utils import django_backends_as_named, import_string
 
 if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
@@ -56,12 +57,19 @@ def _backend_path(name: str, setting: str) -> str:
     )
 
 
+def _as_named() -> bool:
+    """In a Django project (mailout reads Django's settings), a mailer named by Django's
+    backend path is Django's backend: mailout.django delivers Django messages to it."""
+    return bool(getattr(conf._source, "native_django_backends", False))
+
+
 def check_mailer(name: str, *, setting: str = "mailer") -> None:
     """Raise ImproperlyConfigured unless ``name`` resolves to a backend that is not a queue."""
     from mailout.backends.queue import EmailBackend as QueueBackend
 
     path = _backend_path(name, setting)
-    backend_class = import_string(path, setting=setting)
+    with django_backends_as_named(_as_named()):
+        backend_class = import_string(path, setting=setting)
     if isinstance(backend_class, type) and issubclass(backend_class, QueueBackend):
         raise ImproperlyConfigured(
             f"{setting}: {name!r} is a queue ({path}); queued mail must be delivered by a "
@@ -72,7 +80,8 @@ def check_mailer(name: str, *, setting: str = "mailer") -> None:
 def build_mailer(name: str, **overrides: Any) -> BaseEmailBackend:
     """A new backend for the mailer stored with a message."""
     is_alias = name in mailers if mailers.is_configured else name == DEFAULT_MAILER_ALIAS
-    if is_alias:
-        return mailers.create(name, **overrides)
-    backend_class = import_string(name, setting=f"mailer {name!r}")
-    return backend_class(**overrides)  # type: ignore[no-any-return]
+    with django_backends_as_named(_as_named()):
+        if is_alias:
+            return mailers.create(name, **overrides)
+        backend_class = import_string(name, setting=f"mailer {name!r}")
+        return backend_class(**overrides)  # type: ignore[no-any-return]

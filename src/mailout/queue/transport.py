@@ -20,20 +20,23 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailout.exceptions import MailoutError, SMTPConnectError, SMTPError
 from mailout.queue.models import ClaimedMessage
 from mailout.queue.stored import QueuedMessage
 from mailout.smtp import Reply, SendResult
+from mailout.utils import import_string
 
 if TYPE_CHECKING:
     from mailout.backends.base import BaseEmailBackend
     from mailout.backends.smtp import EmailBackend as SMTPBackend
 
 __all__ = [
+    "ADAPTERS",
     "BackendTransport",
     "NotSent",
     "OnResults",
@@ -142,9 +145,13 @@ class BackendTransport:
                 on_results([index], results[-1:])
         return results
 
+    def wrap(self, message: ClaimedMessage) -> Any:
+        """What ``send_messages()`` is given for one stored message."""
+        return QueuedMessage(message)
+
     def _send(self, message: ClaimedMessage) -> Result:
         try:
-            queued = QueuedMessage(message)
+            queued = self.wrap(message)
             sent = self.backend.send_messages([queued])
         except Exception as exc:
             return exc
@@ -157,6 +164,13 @@ class BackendTransport:
         self.backend.close()
 
 
+#: Transports for the backends of a framework (mailout.django's for Django's backends: the
+#: smtp, console, locmem backends, an ESP's), tried after ``queue_transport()`` when that
+#: framework is loaded: framework module -> dotted path of ``adapter(backend) -> Transport |
+#: None`` (None: not one it takes).
+ADAPTERS: dict[str, str] = {"django": "mailout.django.delivery.transport_for_django"}
+
+
 def transport_for(backend: BaseEmailBackend) -> Transport:
     """The way to deliver through ``backend`` (see the module docstring)."""
     from mailout.backends.smtp import EmailBackend as SMTPBackend
@@ -165,6 +179,12 @@ def transport_for(backend: BaseEmailBackend) -> Transport:
     if callable(own):
         transport: Transport = own()
         return transport
+    for framework, path in ADAPTERS.items():
+        if framework in sys.modules:  # else no backend of that framework can exist
+            adapter = import_string(path, setting="mailer")
+            adapted: Transport | None = adapter(backend)
+            if adapted is not None:
+                return adapted
     if isinstance(backend, SMTPBackend):
         return PoolTransport(backend)
     return BackendTransport(backend)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Final, Protocol
@@ -38,7 +39,16 @@ from mailout.queue.models import (
 )
 from mailout.utils import import_string
 
-__all__ = ["STORAGES", "Enqueuer", "Storage", "bound_storage", "open_storage", "shared_storage"]
+__all__ = [
+    "ENQUEUERS",
+    "STORAGES",
+    "Enqueuer",
+    "Storage",
+    "bound_storage",
+    "open_storage",
+    "producer",
+    "shared_storage",
+]
 
 #: URL scheme -> dotted path of the class; each class has ``from_url(url)``.
 STORAGES: Final[dict[str, str]] = {
@@ -46,7 +56,12 @@ STORAGES: Final[dict[str, str]] = {
     "memory": "mailout.queue.storage.memory.MemoryStorage",
     "postgresql": "mailout.queue.storage.postgres.PostgresStorage",
     "postgres": "mailout.queue.storage.postgres.PostgresStorage",
+    "django": "mailout.django.queue.DjangoStorage",  # the worker's side of a "django" queue
 }
+
+#: URL schemes whose producers store through a framework's own connection, in its
+#: transaction (``EMAIL_QUEUE_URL = "django"``): scheme -> dotted path of ``enqueuer(url)``.
+ENQUEUERS: Final[dict[str, str]] = {"django": "mailout.django.queue.enqueuer"}
 
 
 class Enqueuer(Protocol):
@@ -217,14 +232,37 @@ def bound_storage(connection: object, url: str | None = None) -> Enqueuer:
     ``EMAIL_QUEUE_URL``), without opening connections of the queue's own."""
     if url is None:
         url = settings.EMAIL_QUEUE_URL
-    if url.partition(":")[0].lower() in ("postgresql", "postgres"):
+    scheme = url.partition(":")[0].lower()
+    if scheme in ("postgresql", "postgres"):
         from mailout.queue.storage._pgbound import BoundStorage
 
         return BoundStorage.from_url(url, connection)
+    if scheme == "sqlite":
+        from mailout.queue.storage._sqlitebound import BoundSQLite, path_of_url
+
+        return BoundSQLite.for_file(connection, os.path.abspath(path_of_url(url)))
+    if scheme in ENQUEUERS:
+        raise ImproperlyConfigured(
+            f"connection: a {scheme!r} queue is stored through {scheme}'s own connection, in "
+            "its transaction; leave connection out"
+        )
     raise ImproperlyConfigured(
-        "connection: only a postgresql:// queue can enqueue inside your transaction "
-        f"(EMAIL_QUEUE_URL is {url.partition(':')[0]}:)"
+        "connection: only a postgresql:// or sqlite:/// queue can enqueue inside your "
+        f"transaction (EMAIL_QUEUE_URL is {url.partition(':')[0]}:)"
     )
+
+
+def producer(url: str | None = None) -> Enqueuer:
+    """Where ``enqueue`` stores for ``url`` (default: ``EMAIL_QUEUE_URL``): the framework's
+    connection for the ``ENQUEUERS`` schemes, else the process's shared storage."""
+    if url is None:
+        url = settings.EMAIL_QUEUE_URL
+    path = ENQUEUERS.get(url.partition(":")[0].lower())
+    if path is not None:
+        make = import_string(path, setting="EMAIL_QUEUE_URL")
+        enqueuer: Enqueuer = make(url)
+        return enqueuer
+    return shared_storage(url)
 
 
 def open_storage(url: str | None = None, *, setting: str = "EMAIL_QUEUE_URL") -> Storage:
@@ -235,7 +273,7 @@ def open_storage(url: str | None = None, *, setting: str = "EMAIL_QUEUE_URL") ->
         url = settings.EMAIL_QUEUE_URL
     scheme = url.partition(":")[0].lower()
     path = STORAGES.get(scheme)
-    if path is None or ":" not in url:
+    if path is None or (":" not in url and scheme not in ENQUEUERS):
         known = ", ".join(f"{s}:" for s in STORAGES)
         raise ImproperlyConfigured(f"{setting}: unknown queue URL {url!r}; use one of {known}")
     storage_class = import_string(path, setting=setting)
@@ -249,8 +287,6 @@ _shared_lock = threading.Lock()
 def shared_storage(url: str | None = None) -> Storage:
     """One storage per URL per process, for callers that enqueue often (a storage is
     thread-safe; a forked child gets its own, as database connections must not cross fork)."""
-    import os
-
     if url is None:
         url = settings.EMAIL_QUEUE_URL
     key = (os.getpid(), url)

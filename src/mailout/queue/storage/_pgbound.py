@@ -18,11 +18,20 @@ from mailout.queue.storage._pgconn import PgURL, import_driver
 
 __all__ = ["BoundStorage"]
 
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE: no transaction open on the connection
+
 
 class BoundStorage:
     """``enqueue`` on the caller's connection (``Storage.bound_to(connection)``)."""
 
-    def __init__(self, url: PgURL, connection: object) -> None:
+    def __init__(
+        self,
+        url: PgURL,
+        connection: object,
+        *,
+        search_path: bool = True,
+        migrate: str = "run `mailout queue migrate` (with the same EMAIL_QUEUE_URL)",
+    ) -> None:
         psycopg, _ = import_driver()
         if not isinstance(connection, psycopg.Connection):
             raise ImproperlyConfigured(
@@ -34,6 +43,10 @@ class BoundStorage:
         self.name = url.name
         self.connection: Any = connection
         self.channel = f"mailout_queue.{url.schema}"[:63]
+        # False: the connection's search path finds the queue already (Django's connection,
+        # whose current schema the queue lives in): two statements fewer per batch.
+        self.search_path = search_path
+        self.migrate = migrate  # what to do when the tables are missing
 
     @classmethod
     def from_url(
@@ -52,20 +65,29 @@ class BoundStorage:
                 # In a transaction of the caller's (one is begun if none is open, unless the
                 # connection commits each statement): a savepoint, so that a batch stores all
                 # or nothing whatever the caller does next.
-                cur.execute("SELECT current_setting('search_path')")
-                previous = cur.fetchone()[0]
+                previous = None
+                if self.search_path:
+                    cur.execute("SELECT current_setting('search_path')")
+                    previous = cur.fetchone()[0]
+                elif not conn.autocommit and conn.info.transaction_status == _IDLE:
+                    # The caller's transaction has not begun (Django's atomic() begins it
+                    # with its first statement): begin it, so that the block below is a
+                    # savepoint of it, not a transaction of its own that would commit.
+                    cur.execute("SELECT 1")
                 with conn.transaction():
-                    cur.execute(
-                        "SELECT set_config('search_path', %s, true)", [f"{schema}, {previous}"]
-                    )
+                    if previous is not None:
+                        cur.execute(
+                            "SELECT set_config('search_path', %s, true)", [f"{schema}, {previous}"]
+                        )
                     ids = insert_messages(cur, messages, now)
                     if self.url.notify and ids:
                         cur.execute(Q["notify"], {"channel": self.channel})
-                    cur.execute("SELECT set_config('search_path', %s, true)", [previous])
+                    if previous is not None:
+                        cur.execute("SELECT set_config('search_path', %s, true)", [previous])
         except self.psycopg.errors.UndefinedTable as exc:
             raise StorageError(
-                f"queue database {self.name}: no queue schema in {self.url.schema!r}: run "
-                "`mailout queue migrate` (with the same EMAIL_QUEUE_URL)"
+                f"queue database {self.name}: no queue schema in {self.url.schema!r}: "
+                f"{self.migrate}"
             ) from exc
         except self.psycopg.Error as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

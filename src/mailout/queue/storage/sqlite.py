@@ -17,9 +17,8 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
 
-from mailout.exceptions import ImproperlyConfigured, MessageNotFound, SchemaVersionError
+from mailout.exceptions import MessageNotFound, SchemaVersionError
 from mailout.exceptions import StorageError as _StorageError
 from mailout.queue.limits import Bucket, Limit
 from mailout.queue.models import ALL as ALL_
@@ -42,6 +41,7 @@ from mailout.queue.storage import Storage
 from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._rows import claimed_from_row, events_for, summary_from_row
 from mailout.queue.storage._sqlite_store import store
+from mailout.queue.storage._sqlitebound import BoundSQLite, path_of_url
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStorage", "delete", "operate"]
 
@@ -76,13 +76,7 @@ class SQLiteStorage(Storage):
     @classmethod
     def from_url(cls, url: str, *, setting: str = "EMAIL_QUEUE_URL") -> SQLiteStorage:
         """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
-        parts = urlsplit(url)
-        path = unquote(parts.path)
-        if parts.netloc or not path.startswith("/") or len(path) < 2:
-            raise ImproperlyConfigured(
-                f"{setting}: {url!r} is not sqlite:///relative/path.db or sqlite:////absolute/path.db"
-            )
-        return cls(path[1:])
+        return cls(path_of_url(url, setting=setting))
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {self.path}>"
@@ -148,6 +142,10 @@ class SQLiteStorage(Storage):
     def enqueue(self, messages: Iterable[NewMessage], *, now: float) -> list[int]:
         with self._write("storing messages") as db:
             return store(db, Q, messages, now=now, where=self.path)
+
+    def bound_to(self, connection: object) -> BoundSQLite:
+        """``enqueue`` on your own ``sqlite3.Connection`` to this file, in its transaction."""
+        return BoundSQLite.for_file(connection, self.path)
 
     # -- workers ---------------------------------------------------------------------------
 
