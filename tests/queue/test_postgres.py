@@ -144,6 +144,37 @@ def test_libpq_parameters_reach_the_server_as_written(url: str) -> None:
     assert seen == ("7s", "5min")
 
 
+def test_claimed_rows_read_back_every_field(url: str) -> None:
+    """Claims come back in binary and the usual row is read without parsing its metadata:
+    priorities (HIGH is 0), the 8-bit flags, user metadata and a corrupt row all survive."""
+    from dataclasses import replace
+
+    from mailout.queue.models import Priority
+
+    plain = new(1, priority=Priority.HIGH)
+    flagged = replace(new(2, priority=Priority.LOW), smtputf8=True, eight_bit=True)
+    with_meta = new(3, metadata={"order": 7})
+    broken = new(4)
+    with PostgresStorage(url) as storage:
+        ids = storage.enqueue([plain, flagged, with_meta, broken], now=T0)
+        sql = f"UPDATE mailout_queue_message SET pending = '[1' WHERE id = {ids[3]} RETURNING id"
+        assert query(url, sql) == [(ids[3],)]
+        claimed = {c.id: c for c in storage.claim(worker="w", limit=10, lease=30, now=T0)}
+    a, b, c, d = (claimed[i] for i in ids)
+    assert (a.priority, a.smtputf8, a.eight_bit, dict(a.metadata)) == (
+        Priority.HIGH, False, False, {}
+    )  # fmt: skip
+    assert (a.recipients, a.data, a.message_id, a.created_at, a.corrupt) == (
+        plain.recipients, plain.data, plain.message_id, T0, None
+    )  # fmt: skip
+    assert (b.priority, b.smtputf8, b.eight_bit) == (Priority.LOW, True, True)
+    assert dict(c.metadata) == {"order": 7}
+    assert d.corrupt is not None
+    assert "not valid JSON" in d.corrupt
+    a.metadata["changed"] = 1  # type: ignore[index]  # each message has its own mapping
+    assert dict(b.metadata) == {}
+
+
 # -- the caller's transaction --------------------------------------------------------------------
 
 
