@@ -230,3 +230,14 @@ def test_mailout_queue_migrate_is_djangos_migrate_for_a_django_queue(
             connections[alias]
         ).applied_migrations()
         assert QueueBackend(url=f"django:{alias}").send_messages([receipt()]) == 1
+
+
+def test_the_staging_redirect_applies_when_mail_is_queued(queue_db: str) -> None:
+    """MAILOUT_REDIRECT_TO holds for queued mail too: what is stored goes to QA only."""
+    with quiet_overrides(MAILOUT_REDIRECT_TO=["qa@example.com"]):
+        [id_] = mailout.django.enqueue([receipt(1, to="customer@example.com")])
+    with worker_side(queue_db) as store:
+        detail = store.get(id_)  # type: ignore[arg-type]
+    assert detail.summary.recipients == ("qa@example.com",)
+    assert b"X-Mailout-Original-To: customer@example.com\r\n" in detail.data
+    assert b"\r\nTo: qa@example.com\r\n" in detail.data
