@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import psycopg
 
-    schema = f"mailout_bench_{uuid.uuid4().hex[:8]}"
+    schema = f"mailout_djqueue_bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(SERVER, autocommit=True)
     admin.execute(f'CREATE SCHEMA "{schema}"')
     folder = tempfile.mkdtemp(prefix="mailout-django-queue-bench-")
