@@ -404,11 +404,24 @@ def test_a_rate_limit_holds_across_four_workers(url: str) -> None:
     assert codes == [0, 0, 0, 0], logs
     arrivals.sort()
     assert len(arrivals) == count
-    # The bucket starts full (a burst of one second's worth); after it, the pace is the rate.
+    # The bucket holds one second's worth (a burst of `rate`) and refills at `rate`; tokens are
+    # taken at the claim, and a claimed batch reaches the server up to a moment later
+    # (JITTER). So no span of time t at the server holds more than rate * (t + JITTER) + rate
+    # messages, 10 % allowed on the rate. Checked on every span rather than on one window,
+    # which a slow start on a loaded machine shifts (the bucket refills while workers start).
+    # Four workers each keeping the limit for themselves break it at once (200 in ~1.3 s).
+    # Spans start after the first burst: at the start a claimed batch waits for its worker's
+    # new SMTP connection (up to half a second on a loaded machine), later ones do not.
+    jitter = 0.25
+    for i, start in enumerate(arrivals[rate:], start=rate):
+        for j in range(i + rate + 1, count):
+            span = arrivals[j] - start
+            assert j - i + 1 <= 1.1 * rate * (span + jitter) + rate, (i, j, span)
+    # And the limit does not starve the queue: after the first burst, the pace is the rate.
     steady = arrivals[rate:]
     measured = (len(steady) - 1) / (steady[-1] - steady[0])
     print(f"rate {rate}/s across four workers: measured {measured:.1f}/s at the server")
-    assert abs(measured - rate) <= 0.1 * rate
+    assert measured >= 0.9 * rate
 
 
 def test_connection_caps_hold_across_workers(url: str) -> None:
