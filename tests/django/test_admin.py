@@ -126,7 +126,30 @@ def test_search_by_subject_recipient_or_id(queue: Queue, viewer: Client) -> None
     assert found("cy@example") == ["Welcome"]
     assert found("example.org") == ["Invoice 1001"]
     assert found(str(invoice)) == ["Invoice 1001"]
+    assert found(f"#{invoice}") == ["Invoice 1001"]
     assert found("nothing like it") == []
+    assert found("welcome ana@") == ["Welcome"]  # every word, anywhere
+    assert found('"invoice 1001"') == ["Invoice 1001"]
+
+
+def test_search_finds_non_ascii_recipients_and_subjects(queue: Queue, viewer: Client) -> None:
+    queue.put("Grüße aus Köln", to=["jörg@exämple.de"])
+    queue.put("Other", to=["ana@example.com"])
+
+    def found(term: str) -> list[str]:
+        return subjects(viewer.get(CHANGELIST, {"q": term}).text)
+
+    assert found("jörg@") == ["Grüße aus Köln"]
+    assert found("Köln") == ["Grüße aus Köln"]
+
+
+def test_what_a_message_says_is_shown_escaped(queue: Queue, viewer: Client) -> None:
+    id = queue.put("<script>alert(1)</script>", to=["ana@example.com"])
+    listing = viewer.get(CHANGELIST).text
+    page = viewer.get(f"{CHANGELIST}{id}/change/").text
+    for html in (listing, page):
+        assert "<script>alert(1)</script>" not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_a_message_page_shows_headers_envelope_and_each_attempt(

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from django.contrib import admin, messages  # type: ignore[import-untyped]
+from django.db.models import Q  # type: ignore[import-untyped]
+from django.utils.text import smart_split, unescape_string_literal  # type: ignore[import-untyped]
 
 from mailout.django import admin_ops
 from mailout.django.admin_detail import attempts_table, headers_table
@@ -156,10 +158,22 @@ class QueuedMessageAdmin(_QueueTableAdmin):
         return QueueChangeList
 
     def get_search_results(self, request: Any, queryset: Any, search_term: str) -> Any:
-        term = search_term.strip().lstrip("#")
-        if term.isdigit():
-            return queryset.filter(pk=int(term)), False
-        return super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.lstrip("#").isdigit():
+            return queryset.filter(pk=int(term.lstrip("#"))), False
+        # Each word (or "quoted phrase") in the subject or in a recipient's address. The
+        # recipients are stored as JSON, non-ASCII as \u escapes: searched both ways.
+        for word in smart_split(term):
+            if len(word) > 1 and word[0] == word[-1] and word[0] in "\"'":
+                word = unescape_string_literal(word)
+            if not word:
+                continue
+            found = Q(subject__icontains=word) | Q(recipients__icontains=word)
+            escaped = json.dumps(word)[1:-1]
+            if escaped != word:
+                found |= Q(recipients__icontains=escaped)
+            queryset = queryset.filter(found)
+        return queryset, False
 
     @display(description="to")
     def to(self, obj: QueuedMessage) -> str:

@@ -46,6 +46,12 @@ def queue_database() -> str:
     alias = alias or "default"
     if alias not in connections:
         raise ImproperlyConfigured(f"EMAIL_QUEUE_URL: {alias!r} is not in DATABASES")
+    vendor = connections[alias].vendor
+    if vendor not in ("sqlite", "postgresql"):
+        raise ImproperlyConfigured(
+            f"EMAIL_QUEUE_URL: the queue lives in SQLite or PostgreSQL; DATABASES[{alias!r}] "
+            f"is {vendor}"
+        )
     return alias
 
 
