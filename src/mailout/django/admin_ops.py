@@ -17,7 +17,6 @@ from typing import Any, Final
 
 from django.db import connections, transaction  # type: ignore[import-untyped]
 
-from mailout.django.conf import django_settings
 from mailout.exceptions import ImproperlyConfigured
 
 __all__ = ["CHUNK", "OPERATIONS", "delete", "operate", "queue_database"]
@@ -35,24 +34,14 @@ CHUNK: Final = 1000
 
 def queue_database() -> str:
     """The ``DATABASES`` alias that holds the queue: ``EMAIL_QUEUE_URL = "django"`` (the
-    default here) is ``default``, ``"django:<alias>"`` that alias."""
-    url = getattr(django_settings(), "EMAIL_QUEUE_URL", "django")
-    scheme, _, alias = str(url).partition(":")
-    if scheme.lower() != "django":
-        raise ImproperlyConfigured(
-            f"EMAIL_QUEUE_URL: the queue in Django's admin must live in a Django database "
-            f'("django" or "django:<alias>"); {scheme}: queues are seen with `mailout queue`'
-        )
-    alias = alias or "default"
-    if alias not in connections:
-        raise ImproperlyConfigured(f"EMAIL_QUEUE_URL: {alias!r} is not in DATABASES")
-    vendor = connections[alias].vendor
-    if vendor not in ("sqlite", "postgresql"):
-        raise ImproperlyConfigured(
-            f"EMAIL_QUEUE_URL: the queue lives in SQLite or PostgreSQL; DATABASES[{alias!r}] "
-            f"is {vendor}"
-        )
-    return alias
+    default when the ``default`` database is SQLite or PostgreSQL) is ``default``,
+    ``"django:<alias>"`` that alias. Any other queue raises ``ImproperlyConfigured``."""
+    from mailout.conf import settings
+    from mailout.django.conf import use_django_settings
+    from mailout.django.queue import alias_of
+
+    use_django_settings()
+    return alias_of(settings.EMAIL_QUEUE_URL)
 
 
 def operate(
