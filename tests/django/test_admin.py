@@ -210,3 +210,29 @@ def test_without_the_view_permission_nothing_is_shown(queue: Queue) -> None:
 def test_not_shown_when_the_queue_is_not_in_a_django_database(queue: Queue, viewer: Client) -> None:
     with override_settings(EMAIL_QUEUE_URL="sqlite:///elsewhere.db"):
         assert viewer.get(CHANGELIST).status_code == 403
+
+
+def test_the_workers_list_shows_each_live_worker(queue: Queue) -> None:
+    import time
+
+    from mailout.queue.models import WorkerInfo
+
+    now = time.time()
+    info = WorkerInfo("w-admin", "mail1.example.net", 4242, now - 60, now, 3, 120, 4, 1)
+    queue.storage.heartbeat(info, lease=60, now=now)
+    try:
+        client = Client()
+        client.force_login(staff("watcher", "view_queueworker"))
+        page = client.get("/admin/mailout/queueworker/")
+        assert page.status_code == 200
+        row = re.search(r"<tr>.*?w-admin.*?</tr>", page.text, re.S)
+        assert row, page.text
+        cells = re.findall(r'<td class="field-(\w+)">([^<]*)', row.group(0))
+        shown = dict(cells)
+        assert shown["host"] == "mail1.example.net"
+        assert (shown["pid"], shown["in_flight"], shown["sent"]) == ("4242", "3", "120")
+        assert (shown["deferred"], shown["failed"]) == ("4", "1")
+        assert client.get("/admin/mailout/queueworker/add/").status_code == 403
+        assert 'name="action"' not in page.text  # nothing to do to a worker from here
+    finally:
+        queue.storage.unregister("w-admin")
