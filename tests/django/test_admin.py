@@ -236,3 +236,13 @@ def test_the_workers_list_shows_each_live_worker(queue: Queue) -> None:
         assert 'name="action"' not in page.text  # nothing to do to a worker from here
     finally:
         queue.storage.unregister("w-admin")
+
+
+def test_the_models_match_their_migration() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "mailout", check=True, dry_run=True, stdout=out)
+    assert "No changes detected" in out.getvalue()
