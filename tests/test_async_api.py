@@ -369,6 +369,9 @@ def test_filebased_async(tmp_path: Path) -> None:
 # -- the event loop is never blocked ----------------------------------------------------------
 
 
+LOOP_CPU: list[float] = []  # the loop thread's CPU time at each tick of the last run
+
+
 async def send_while_ticking(
     backend: EmailBackend, messages: list[mailout.EmailMessage], tick: float
 ) -> tuple[int, list[float], float]:
@@ -379,8 +382,10 @@ async def send_while_ticking(
     async def ticker() -> None:
         while not done.is_set():
             ticks.append(time.monotonic())
+            LOOP_CPU.append(time.thread_time())
             await asyncio.sleep(tick)
 
+    LOOP_CPU.clear()
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)  # let the ticker start
     start = time.monotonic()
@@ -410,17 +415,28 @@ def test_waiting_for_the_server_does_not_block_the_event_loop() -> None:
     assert len(ticks) >= 0.3 / tick / 2, f"{len(ticks)} ticks in {elapsed:.3f} s"
 
 
+class _StdlibMessage(mailout.EmailMessage):
+    """Serialised by the standard library (an overridden message()): ~0.5 ms of CPU each."""
+
+    def message(self, *, policy: email.policy.Policy = email.policy.default) -> StdMessage:
+        return super().message(policy=policy)
+
+
 def test_preparing_many_messages_does_not_block_the_event_loop() -> None:
-    """Serialising a message costs about a millisecond of CPU; 500 of them done on the
-    event loop before the first byte is sent freeze it for the better part of a second."""
+    """500 messages through the standard library's serialiser cost ~0.25 s of CPU: done on
+    the event loop before the first byte is sent, they freeze it for all of that."""
     tick = 0.01
     with FaultyServer() as srv:
         backend = EmailBackend(host=srv.host, port=srv.port, timeout=5.0)
         messages = [
-            mailout.EmailMessage(f"s{i}", "b" * 200, "f@example.com", [f"t{i}@example.com"])
+            _StdlibMessage(f"s{i}", "b" * 200, "f@example.com", [f"t{i}@example.com"])
             for i in range(500)
         ]
-        sent, ticks, _ = asyncio.run(send_while_ticking(backend, messages, tick))
+        sent, _, _ = asyncio.run(send_while_ticking(backend, messages, tick))
         assert sent == 500
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.35, f"the loop was blocked for {max(gaps):.3f} s"
+    # Measured in the loop thread's own CPU time between two ticks, not wall time (a loaded
+    # machine stretches wall time however the work is split): serialising on the loop puts
+    # ~0.25 s of CPU between two ticks; done in threads, the loop thread spends a few
+    # milliseconds between them.
+    gaps = [b - a for a, b in itertools.pairwise(LOOP_CPU)]
+    assert max(gaps) < 0.05, f"the loop thread ran {max(gaps) * 1000:.1f} ms between two ticks"
