@@ -298,7 +298,13 @@ def record_outcomes(
         }
         for o in outcomes
     ]
-    params = {"outcomes": json.dumps(rows), "worker": worker, "now": now, "keep_body": keep_body}
+    params = {
+        "outcomes": json.dumps(rows),
+        "ids": [o.id for o in outcomes],
+        "worker": worker,
+        "now": now,
+        "keep_body": keep_body,
+    }
     cur.execute(Q["record"], params)
     recorded = {int(row[0]) for row in cur.fetchall()}
     return [o.id in recorded for o in outcomes]
