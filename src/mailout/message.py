@@ -171,6 +171,11 @@ class EmailMessage:
 
     def recipients(self) -> list[str]:
         """Every envelope recipient: to, cc and bcc (Bcc never appears in the headers)."""
+        to, cc, bcc = self.to, self.cc, self.bcc
+        if type(to) is list and type(cc) is list and type(bcc) is list:
+            # The usual: lists, as __init__ makes them (a user may have put anything there
+            # since, which the general path below checks). Called for every message sent.
+            return [addr for addr in (*to, *cc, *bcc) if addr]
         fields = (_address_list(getattr(self, f), f) for f in ("to", "cc", "bcc"))
         return [addr for field in fields for addr in field if addr]
 

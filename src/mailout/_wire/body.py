@@ -14,7 +14,6 @@ import re
 import threading
 from collections import OrderedDict
 from email import quoprimime
-from itertools import compress
 from typing import Final
 
 Pieces = tuple[bytes, ...]  # an encoded part, in pieces that are joined with the message
@@ -40,12 +39,13 @@ def text_body(text: str, charset: str) -> tuple[str, bytes]:
     # library writes it under policy.SMTP (Django's smtp backend: message(policy=SMTP)); every
     # encoding here starts from that form.
     canonical = b"\r\n".join(lines) + b"\r\n"
-    if max(map(len, lines), default=0) <= _MAX_LINE:
+    lengths = list(map(len, lines))  # measured once: for the choice and the soft breaks
+    if max(lengths, default=0) <= _MAX_LINE:
         return ("7bit" if data.isascii() else "8bit"), canonical
     unsafe = data.translate(None, _QP_KEEP_CRLF)  # CR and LF kept: the same for canonical
     if _prefers_base64(lines[:_SNIFF_LINES], len(unsafe)):
         return "base64", base64_body(canonical)
-    return "quoted-printable", quoted_printable(canonical, lines, unsafe)
+    return "quoted-printable", quoted_printable(canonical, lines, unsafe, lengths)
 
 
 def _prefers_base64(sniff_lines: list[bytes], unsafe: int) -> bool:
@@ -75,11 +75,15 @@ def _prefers_base64(sniff_lines: list[bytes], unsafe: int) -> bool:
 
 
 def quoted_printable(
-    data: bytes, lines: list[bytes] | None = None, unsafe_bytes: bytes | None = None
+    data: bytes,
+    lines: list[bytes] | None = None,
+    unsafe_bytes: bytes | None = None,
+    lengths: list[int] | None = None,
 ) -> bytes:
     """Quoted-printable (RFC 2045 §6.7) of ``data``, CRLF-terminated lines, in CRLF lines of at
     most 76 characters; ``lines``, if given, are those of ``data`` (saves splitting it again
-    when nothing needs escaping), ``unsafe_bytes`` its bytes that need escaping.
+    when nothing needs escaping) and ``lengths`` theirs, ``unsafe_bytes`` its bytes that need
+    escaping.
 
     Done with C-speed bytes operations: each distinct byte that needs it is escaped with one
     ``replace`` ("=" first, since every escape adds one), white space before a line break is
@@ -105,15 +109,19 @@ def quoted_printable(
         trailing = True
         data = data.replace(b"\t\r\n", b"=09\r\n")
     # Unchanged, the given lines are the encoded ones (and the empty one after the last CRLF).
-    lines = data.split(b"\r\n") if lines is None or escaped or trailing else [*lines, b""]
-    # Rule 5: soft line breaks ("=" at the end) keep encoded lines within 76. The long lines
-    # are found at C speed (a Python loop over every line would cost more than the rest).
-    long_lines = list(compress(range(len(lines)), map(_QP_LINE.__lt__, map(len, lines))))
+    if lines is None or escaped or trailing:
+        lines = data.split(b"\r\n")
+        lengths = list(map(len, lines))
+    else:
+        lines = [*lines, b""]
+        lengths = [*lengths, 0] if lengths is not None else list(map(len, lines))
+    # Rule 5: soft line breaks ("=" at the end) keep encoded lines within 76.
+    long_lines = [index for index, length in enumerate(lengths) if length > _QP_LINE]
     if not long_lines:
         return data
     for index in long_lines:
         line = lines[index]
-        if len(line) <= 2 * _QP_LINE - 1 and line[74] != 0x3D and line[73] != 0x3D:
+        if lengths[index] <= 2 * _QP_LINE - 1 and line[74] != 0x3D and line[73] != 0x3D:
             lines[index] = line[:75] + b"=\r\n" + line[75:]  # the usual one soft break
         else:
             lines[index] = _soft_breaks(line)

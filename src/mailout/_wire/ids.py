@@ -9,7 +9,7 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from email.utils import format_datetime
 
 from mailout.utils import DNS_NAME
@@ -51,15 +51,18 @@ def boundaries(raw: Sequence[bytes], seed: int | None) -> tuple[str, str]:
     "=_" never occurs in base64 or quoted-printable text, where "=" is padding or an escape.
     """
     rng = random.Random(seed) if seed is not None else None
-    draw: Callable[[], tuple[str, str]] = (
-        (lambda: (f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(128):032x}"))
-        if rng is not None
-        else _tokens
-    )
     while True:
-        outer, inner = (f"=_{token}" for token in draw())
-        if outer != inner and not any(b.encode() in body for body in raw for b in (outer, inner)):
+        if rng is None:
+            outer, inner = _tokens()
+        else:
+            outer, inner = f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(128):032x}"
+        outer, inner = "=_" + outer, "=_" + inner
+        if outer != inner and not (raw and _found(raw, outer.encode(), inner.encode())):
             return outer, inner
+
+
+def _found(raw: Sequence[bytes], outer: bytes, inner: bytes) -> bool:
+    return any(outer in body or inner in body for body in raw)
 
 
 _date_cache: tuple[int, object, str] = (-1, None, "")

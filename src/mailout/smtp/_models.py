@@ -51,13 +51,11 @@ class Envelope:
         if not recipients:
             raise InvalidMessageError("recipients is empty: an envelope needs at least one")
         envelope = object.__new__(cls)
-        for name, value in (
-            ("sender", sender),
-            ("recipients", recipients),
-            ("smtputf8", smtputf8),
-            ("eight_bit", eight_bit),
-        ):
-            object.__setattr__(envelope, name, value)
+        set_ = object.__setattr__
+        set_(envelope, "sender", sender)
+        set_(envelope, "recipients", recipients)
+        set_(envelope, "smtputf8", smtputf8)
+        set_(envelope, "eight_bit", eight_bit)
         return envelope
 
 

@@ -49,9 +49,10 @@ _BURST_BYTES = 8 * 1024 * 1024
 _RSET = Rset()  # commands are immutable values: one RSET serves every transaction
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
-    """One transaction, checked and encoded before anything is written."""
+    """One transaction, checked and encoded before anything is written (one a message: not
+    frozen, whose __init__ costs more; never changed once made)."""
 
     mail: MailFrom
     rcpts: tuple[RcptTo, ...]
@@ -129,9 +130,11 @@ class AsyncSMTPClient(AsyncSession):
     def _plan(self, envelope: Envelope, content: bytes) -> _Plan:
         core, _ = self._require()
         extensions = core.extensions
-        addresses = (envelope.sender, *envelope.recipients)
+        recipients = envelope.recipients
         # RFC 6531 §3.2: a non-ASCII address can only travel with SMTPUTF8.
-        smtputf8 = envelope.smtputf8 or not all(a.isascii() for a in addresses)
+        smtputf8 = envelope.smtputf8 or not (
+            envelope.sender.isascii() and all(map(str.isascii, recipients))
+        )
         if smtputf8 and not extensions.smtputf8:
             raise SMTPUTF8NotSupportedError(
                 f"the envelope needs SMTPUTF8 and {self.host} does not offer it"
@@ -146,12 +149,12 @@ class AsyncSMTPClient(AsyncSession):
             params.append("SMTPUTF8")
         plan = _Plan(
             MailFrom(envelope.sender, tuple(params)),
-            tuple(RcptTo(r) for r in envelope.recipients),
+            tuple([RcptTo(r) for r in recipients]),
             payload,
         )
         # Check now (what encode() checks) so that bad input fails before anything is written.
         check_argument("sender", envelope.sender)
-        for recipient in envelope.recipients:
+        for recipient in recipients:
             check_argument("recipient", recipient)
         return plan
 

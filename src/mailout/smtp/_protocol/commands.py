@@ -106,26 +106,53 @@ def _params(params: tuple[str, ...]) -> list[str]:
     return list(params)
 
 
-@dataclass(frozen=True, slots=True)
+def _envelope_line(text: str, params: tuple[str, ...], name: str, value: str) -> bytes:
+    """``text`` and its parameters as a command line, checked as ``_check``/``_params`` would:
+    one look at the whole line for CR, LF and NUL, then the exact error from the slow checks."""
+    line = f"{text} {' '.join(params)}" if params else text
+    if (
+        "\r" in line
+        or "\n" in line
+        or "\0" in line
+        or "" in params
+        or line.count(" ") != (text.count(" ") + len(params))
+    ):
+        _check(name, value)
+        return _line(text, *_params(params))  # raises for the parameter at fault
+    return line.encode("utf-8") + b"\r\n"
+
+
+# MAIL, RCPT and BDAT are made for every message sent: plain slotted classes (not frozen, whose
+# __init__ costs four times more), treated as immutable all the same; ``kind`` and ``commits``
+# are class attributes where they do not depend on the values.
+
+
+@dataclass(slots=True)
 class MailFrom(Command):
     verb: ClassVar[str] = "MAIL"
+    kind: ClassVar[str] = "MAIL"
+    commits: ClassVar[bool] = False
     pipelinable: ClassVar[bool] = True
     sender: str
     params: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        return _line(f"MAIL FROM:<{_check('sender', self.sender)}>", *_params(self.params))
+        sender = self.sender
+        return _envelope_line(f"MAIL FROM:<{sender}>", self.params, "sender", sender)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RcptTo(Command):
     verb: ClassVar[str] = "RCPT"
+    kind: ClassVar[str] = "RCPT"
+    commits: ClassVar[bool] = False
     pipelinable: ClassVar[bool] = True
     recipient: str
     params: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        return _line(f"RCPT TO:<{_check('recipient', self.recipient)}>", *_params(self.params))
+        recipient = self.recipient
+        return _envelope_line(f"RCPT TO:<{recipient}>", self.params, "recipient", recipient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +185,10 @@ class DataContent(Command):
         return encode_data(self.content)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Bdat(Command):
-    """``BDAT size [LAST]`` (RFC 3030 §2); the chunk of ``size`` octets follows the line."""
+    """``BDAT size [LAST]`` (RFC 3030 §2); the chunk of ``size`` octets follows the line.
+    (Made for every message: see MailFrom.)"""
 
     verb: ClassVar[str] = "BDAT"
     pipelinable: ClassVar[bool] = True  # RFC 3030 §4.2: BDAT may be pipelined
@@ -178,7 +206,7 @@ class Bdat(Command):
     def encode(self) -> bytes:
         if self.size < 0:
             raise ValueError(f"BDAT size must be >= 0, got {self.size}")
-        return _line("BDAT", str(self.size), *(["LAST"] if self.last else []))
+        return b"BDAT %d LAST\r\n" % self.size if self.last else b"BDAT %d\r\n" % self.size
 
 
 @dataclass(frozen=True, slots=True)
