@@ -136,6 +136,15 @@ class Address(NamedTuple):
         return str(self.to_stdlib())
 
 
+class PlainAddress(Address):
+    """An Address of the common forms ``local@domain`` and ``Name <local@domain>`` as the
+    quick path recognised them: ASCII atoms only (a dot-atom local part, LDH domain labels, a
+    display name of atext words separated by single spaces, no ``=?``), so that the header
+    writer can take it as it is."""
+
+    __slots__ = ()
+
+
 def encode_domain(domain: str, *, field: str) -> str:
     """IDNA-encode a domain (``bücher.example`` → ``xn--bcher-kva.example``)."""
     if domain.isascii():
@@ -223,6 +232,7 @@ def parse_address(value: object, *, field: str) -> Address:
     return _parse(value, field)
 
 
+_new_plain = tuple.__new__  # a named tuple's own __new__ is Python code, this is not
 # The addresses _quick() recognised lately: a sender is the same for every message of a batch.
 _quick_seen: dict[str, Address] = {}
 _QUICK_SEEN_MAX: Final = 256
@@ -243,7 +253,7 @@ def _quick(value: str) -> Address | None:
     if len(addr_spec) > MAX_ADDRESS_LENGTH:
         return None
     local, _, domain = addr_spec.rpartition("@")
-    address = Address(name, local, domain)
+    address: Address = _new_plain(PlainAddress, (name, local, domain))
     if len(_quick_seen) >= _QUICK_SEEN_MAX:
         _quick_seen.clear()  # (threads: dict operations are atomic; a lost entry costs a parse)
     _quick_seen[value] = address

@@ -304,6 +304,8 @@ def _classify(cls: type[EmailMessage]) -> bool | str:
 
 
 def _address_list(values: object, field: str) -> list[Address]:
+    if type(values) is list and not values:
+        return []  # (Cc, Bcc, Reply-To: mostly none)
     if not isinstance(values, list | tuple):
         return parse_address_list(values, field=field)  # raises the slow path's error
     return [parse_address(value, field=field) for value in values]
@@ -368,7 +370,8 @@ def _prepare(message: EmailMessage, context: Context, utf8: bool | None = None) 
             raise Fallback(f"{name.lower()} given in headers")
     if type(message).recipients is not EmailMessage.recipients:
         raise Fallback("recipients() overridden")  # the envelope is what it says
-    needs_utf8 = any(a.needs_smtputf8 for a in (sender, *to, *cc, *bcc, *reply_to))
+    local_parts = [a.local_part for a in (sender, *to, *cc, *bcc, *reply_to)]
+    needs_utf8 = not "".join(local_parts).isascii()  # one non-ASCII local part is enough
     if utf8 is None:
         utf8 = needs_utf8
     fields = []

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Final
 from urllib.parse import quote
 
-from mailout.address import Address
+from mailout.address import Address, PlainAddress
 
 __all__ = [
     "Fallback",
@@ -221,7 +221,17 @@ def address_field(name: str, addresses: Sequence[Address], utf8: bool) -> str:
     """From, To, Cc, Reply-To: mailboxes separated by commas, folded between words."""
     if len(addresses) == 1:
         # The usual one mailbox on one line: what fold() writes when nothing needs folding.
-        line = f"{name}: {' '.join(_mailbox(addresses[0], utf8))}"
+        address = addresses[0]
+        if type(address) is PlainAddress:  # ASCII atoms: the tokens _mailbox() would make
+            display_name, local_part, domain = address
+            line = (
+                f"{name}: {display_name} <{local_part}@{domain}>"
+                if display_name
+                else f"{name}: {local_part}@{domain}"
+            )
+            if len(line) <= FOLD_AT:
+                return line
+        line = f"{name}: {' '.join(_mailbox(address, utf8))}"
         if _octets(line) <= FOLD_AT:
             return line
     segments: list[Segment] = []

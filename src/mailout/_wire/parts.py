@@ -93,6 +93,9 @@ def leaf_plan(
     """Django's str/bytes rule for a leaf part (``message.leaf_content``), checked; str given
     for a type that is not text is encoded with ``encoding``."""
     basetype, subtype = mime_type(mimetype, what)
+    if type(content) is str and basetype == "text":  # the usual HTML alternative
+        type_field(f"text/{subtype}", charset)  # (refuses now what finishing would)
+        return encodable(content, charset), subtype, disposition, None
     if not isinstance(content, str | bytes):
         raise Fallback(f"{what} content that is neither str nor bytes")
     data, mimetype = leaf_content(content, f"{basetype}/{subtype}", encoding, what)
