@@ -160,8 +160,17 @@ class SMTPPool:
         return work.outcomes()
 
     def _start(self, work: Work, workers: int) -> list[threading.Thread]:
+        # Each worker gets a connection of its own: an idle one handed out here, before any
+        # worker runs, or a new one it makes itself, side by side with the others. (A worker
+        # that took an idle one itself could take the one a quicker sibling had already given
+        # back, and the send would use fewer connections than workers.)
+        idle = self._take_idle(workers)
         threads = [
-            threading.Thread(target=self._worker, args=(work,), name=f"mailout-smtp-{n}")
+            threading.Thread(
+                target=self._worker,
+                args=(work, idle[n] if n < len(idle) else None, True),
+                name=f"mailout-smtp-{n}",
+            )
             for n in range(workers)
         ]
         for thread in threads:
@@ -172,14 +181,32 @@ class SMTPPool:
         for thread in self._start(work, workers):
             thread.join()
 
-    def _worker(self, work: Work) -> None:
-        slot: _Slot[SMTPClient] | None = None
+    def _take_idle(self, count: int) -> list[_Slot[SMTPClient]]:
+        """Up to ``count`` idle connections still fit for use (worn ones are closed)."""
+        taken: list[_Slot[SMTPClient]] = []
+        stale: list[_Slot[SMTPClient]] = []
+        with self._lock:
+            while self._idle and len(taken) < count:
+                slot = self._idle.pop()
+                fit = slot.client.is_connected and not slot.worn(self.options)
+                (taken if fit else stale).append(slot)
+        for slot in stale:
+            _quietly_close(slot)
+        return taken
+
+    def _worker(
+        self, work: Work, given: _Slot[SMTPClient] | None = None, fresh: bool = False
+    ) -> None:
+        """Send batches of ``work`` on ``given``, else on an idle connection or a new one
+        (``fresh``: a new one, the idle ones having been handed out by ``_start``)."""
+        slot: _Slot[SMTPClient] | None = given
         try:
             # Connect at once, whatever the other workers do: the connections are made side by
             # side (while the first messages are still being encoded, when they are fed), and
             # a send uses exactly workers() of them, however the threads are scheduled.
             try:
-                slot = self._checkout()
+                if slot is None:
+                    slot = self._connect() if fresh else self._checkout()
             except SMTPError as exc:
                 work.cannot_connect([], exc)
                 return
