@@ -111,6 +111,48 @@ def _django() -> Callable[[str, bytes | None], bytes] | None:
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
+def _instructions(
+    func: Callable[[str, bytes | None], bytes], shared: bool, attach: bool, n: int, where: str
+) -> float:
+    """Inside callgrind: one warm-up build, then ``n`` between zeroed and dumped counters."""
+    from bench.cpu_budget import Markers
+
+    markers = Markers(os.environ["MAILOUT_BENCH_MARKERS"])
+    contents = [i.to_bytes(4, "big") + PDF[4:] for i in range(n)] if attach and not shared else []
+    func("user0@example.com", PDF if attach else None)
+    markers.zero()
+    for i in range(n):
+        content = (PDF if shared else contents[i]) if attach else None
+        func(f"user{i}@example.com", content)
+    markers.dump(where)
+    return 0.0
+
+
+def _callgrind(n: int) -> dict[str, float]:
+    """Instructions a message of every cell (by "scenario|contestant"), from one run of this
+    script under ``valgrind --tool=callgrind``: counts do not drift with the machine's load."""
+    import subprocess
+    import tempfile
+
+    from bench.cpu_budget import _DUMP_NAME, _TOTALS, build_helper
+
+    counts: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "cg.out"
+        env = {**os.environ, "MAILOUT_BENCH_MARKERS": str(build_helper(Path(folder)))}
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        command += ["--collect-atstart=yes", sys.executable, __file__, "-n", str(n)]
+        subprocess.run([*command, "--clock", "inside"], check=True, env=env, capture_output=True)
+        for dump in Path(folder).glob("cg.out*"):
+            text = dump.read_text(errors="replace")
+            name, total = _DUMP_NAME.search(text), _TOTALS.search(text)
+            if name is not None and total is not None and "|" in name[1]:
+                counts[name[1]] = float(total[1]) / n
+    if not counts:
+        raise SystemExit("callgrind: no counts (is valgrind installed?)")
+    return counts
+
+
 def _time(
     func: Callable[[str, bytes | None], bytes],
     shared: bool,
@@ -137,12 +179,14 @@ def main() -> None:
     parser.add_argument("--no-django", action="store_true")
     parser.add_argument(
         "--clock",
-        choices=sorted(CLOCKS),
+        choices=[*sorted(CLOCKS), "instructions", "inside"],
         default="cpu",
         help="cpu: process CPU time (default: steadier on a shared machine, where other work "
-        "takes the cores); wall: elapsed time",
+        "takes the cores); wall: elapsed time; instructions: counted by valgrind's callgrind "
+        "(k instructions a message, one run: they do not drift with the machine's load)",
     )
     args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent))
     django_build = None if args.no_django else _django()
     here = Path(sys.executable).resolve()
     # bench/.venv has the newest Django (6.x needs Python 3.12); the test venv's Django 5.2 uses
@@ -164,13 +208,24 @@ def main() -> None:
         "(e) shipping notice + 50 KB attachment": (True, False, notices),
     }
     results: dict[str, dict[str, float]] = {}
+    counts = _callgrind(args.n) if args.clock == "instructions" else {}
     for scenario, (attach, shared, chosen) in scenarios.items():
+        if args.clock == "inside":
+            for name, run in chosen.items():
+                _instructions(run, shared, attach, args.n, f"{scenario}|{name}")
+            continue
+        if counts:
+            results[scenario] = {name: counts[f"{scenario}|{name}"] / 1000 for name in chosen}
+            continue
         results[scenario] = {
             name: _time(run, shared, attach, args.n, CLOCKS[args.clock])
             for name, run in chosen.items()
         }
+    if args.clock == "inside":
+        return
     cols = list(runners)
-    head = "| scenario | " + " | ".join(f"{c} (µs/msg)" for c in cols)
+    unit = "k instr/msg" if counts else "µs/msg"
+    head = "| scenario | " + " | ".join(f"{c} ({unit})" for c in cols)
     speedups = ["vs stdlib path"] + (["vs Django"] if django_build else [])
     print(head + " | fast " + " | fast ".join(speedups) + " |")
     print("|" + "---|" * (1 + len(cols) + len(speedups)))
@@ -188,9 +243,9 @@ def main() -> None:
 
         django_note = django.get_version()
     print(
-        f"Python {platform.python_version()}, Django {django_note}, n={args.n}, best of 5, "
-        f"{args.clock} time; "
-        f"fast path stats: fast={wire.stats.fast} fallbacks={wire.stats.fallbacks} "
+        f"Python {platform.python_version()}, Django {django_note}, n={args.n}, "
+        + ("instructions (callgrind, one run); " if counts else f"best of 5, {args.clock} time; ")
+        + f"fast path stats: fast={wire.stats.fast} fallbacks={wire.stats.fallbacks} "
         f"{dict(wire.stats.reasons)}"
     )
     print(
