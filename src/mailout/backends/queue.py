@@ -58,7 +58,10 @@ class EmailBackend(BaseEmailBackend):
         self.storage: Storage | None = None
 
     def __repr__(self) -> str:
-        return f"<queue.EmailBackend url={self.url!r} mailer={self.mailer!r}>"
+        from mailout.queue.storage._pgconn import without_password
+
+        url = None if self.url is None else without_password(self.url)
+        return f"<queue.EmailBackend url={url!r} mailer={self.mailer!r}>"
 
     def open(self) -> bool | None:
         """Open the store (one per URL per process, shared by every queue backend)."""

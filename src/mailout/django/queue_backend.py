@@ -108,8 +108,11 @@ class QueueBackend(CoreQueueBackend, DjangoBaseEmailBackend):  # type: ignore[mi
             raise InvalidMailer(str(exc)) from None
 
     def __repr__(self) -> str:
+        from mailout.queue.storage._pgconn import without_password
+
         alias = f" alias={self.alias!r}" if getattr(self, "alias", None) is not None else ""
-        return f"<mailout.django.QueueBackend url={self._url()!r} mailer={self.mailer!r}{alias}>"
+        url = without_password(self._url())
+        return f"<mailout.django.QueueBackend url={url!r} mailer={self.mailer!r}{alias}>"
 
     def _url(self) -> str:
         return str(self.url if self.url is not None else settings.EMAIL_QUEUE_URL)

@@ -87,6 +87,11 @@ def enqueue(
         target = storage if storage is not None else producer(url)
     messages = list(messages)
     keys = _keys(key, len(messages))
+    for index, message in enumerate(messages):
+        if not callable(getattr(message, "recipients", None)):  # not a message: say so, early
+            raise MessageTypeError(
+                f"messages[{index}]: expected an email message, got {type(message).__name__}"
+            )
     stored = [i for i, m in enumerate(messages) if m.recipients()]
     if not stored:
         return [None] * len(messages)

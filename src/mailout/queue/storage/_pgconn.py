@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
 
-__all__ = ["Connector", "Listener", "PgURL", "import_driver"]
+__all__ = ["Connector", "Listener", "PgURL", "import_driver", "without_password"]
 
 log = logging.getLogger("mailout.queue")
 
@@ -59,7 +59,7 @@ class PgURL:
     """``postgresql://user:password@host:5432/db?schema=mail&notify=off&pool_size=8`` split
     into the libpq URL (every other parameter is libpq's) and mailout's own options."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)  # the password is in it: never in a repr
     name: str  # the URL without its password: what errors and status show
     schema: str = "public"
     notify: bool = True
@@ -98,6 +98,28 @@ class PgURL:
         elif schema != "public":
             shown += f"?schema={quote(schema)}"
         return cls(conninfo, shown, schema, notify in ("on", "true", "1", "yes"), pool_size)
+
+
+# libpq's parameters that hold a secret (a URL may carry them in its query string).
+_SECRETS: Final = frozenset({"password", "sslpassword"})
+
+
+def without_password(url: object) -> str:
+    """``url`` as it may be shown (reprs, logs): no password in its user part or query."""
+    text = str(url)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(k.lower() in _SECRETS for k, _ in query)
+    if ":" not in parts.netloc.rpartition("@")[0] and not secret_query:
+        return text  # nothing to hide (and urlunsplit would rewrite sqlite:/// as sqlite:/)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}@{host}" if at else host
+    if secret_query:
+        kept = [(k, v) for k, v in query if k.lower() not in _SECRETS]
+        parts = parts._replace(query=urlencode(kept, quote_via=quote))
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Connector:

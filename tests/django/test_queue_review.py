@@ -1,0 +1,69 @@
+"""What a demanding user found in the queue's Django integration: no password of DATABASES
+(or of a postgresql:// URL) in a repr or a log line, and a typed error naming the position of
+something that is not a message (nothing stored, the transaction still usable)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from django.core.mail import EmailMessage, get_connection
+from django.core.management import call_command
+from django.db import connections, transaction
+
+from mailout.django import QueueBackend
+from mailout.django.queue import DjangoStorage
+from mailout.exceptions import MessageTypeError
+from mailout.queue.storage._pgconn import PgURL, without_password
+from tests.django.helpers import quiet_overrides
+from tests.django.queue_db import database
+
+SECRET = "s3cret-Pw"
+
+
+def test_a_databases_password_is_in_no_repr_of_the_workers_storage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with database("postgresql", tmp_path) as alias:
+        # The server trusts local connections: the password is sent and ignored.
+        connections.settings[alias]["PASSWORD"] = SECRET
+        call_command("migrate", "mailout", database=alias, verbosity=0)
+        caplog.set_level(logging.DEBUG)
+        with DjangoStorage.from_url(f"django:{alias}") as store:
+            assert SECRET in store.url.conninfo  # type: ignore[attr-defined]  # it is used
+            shown = [repr(store), str(store), repr(store.url)]  # type: ignore[attr-defined]
+            store.stats(now=0.0)
+        for text in [*shown, caplog.text]:
+            assert SECRET not in text
+
+
+@pytest.mark.parametrize(
+    "backend", ["mailout.django.QueueBackend", "mailout.backends.queue.EmailBackend"]
+)
+def test_a_queue_urls_password_is_in_no_backends_repr(backend: str) -> None:
+    url = f"postgresql://mail:{SECRET}@db.example.com/mail?sslpassword={SECRET}&schema=q"
+    shown = repr(get_connection(backend, url=url))
+    assert SECRET not in shown
+    assert "mail@db.example.com/mail" in shown and "schema=q" in shown
+
+
+def test_without_password() -> None:
+    assert without_password(f"postgresql://u:{SECRET}@h:5/d?password={SECRET}&a=1") == (
+        "postgresql://u@h:5/d?a=1"
+    )
+    assert without_password("sqlite:///queue.db") == "sqlite:///queue.db"
+    assert without_password("django:other") == "django:other"
+    assert SECRET not in repr(PgURL.parse(f"postgresql://u:{SECRET}@h/d?password={SECRET}"))
+
+
+@pytest.mark.parametrize("thing", ["hello", None, b"bytes"])
+def test_something_not_a_message_is_a_typed_error_naming_it(queue_db: str, thing: object) -> None:
+    good = EmailMessage("Receipt", "Thanks!\n", to=["ana@example.com"])
+    with quiet_overrides(EMAIL_BACKEND="mailout.django.QueueBackend"):
+        with transaction.atomic(using=queue_db):
+            with pytest.raises(MessageTypeError, match=r"messages\[1\]: expected an email message"):
+                QueueBackend().send_messages([good, thing])
+            assert QueueBackend().send_messages([good]) == 1  # the transaction goes on
+    with DjangoStorage.from_url(f"django:{queue_db}") as store:
+        assert [m.subject for m in store.list(limit=10)] == ["Receipt"]
