@@ -20,6 +20,7 @@ from tests.django.helpers import quiet_overrides
 from tests.django.queue_db import database
 
 SECRET = "s3cret-Pw"
+QUEUE = "mailout.django.QueueBackend"
 
 
 def test_a_databases_password_is_in_no_repr_of_the_workers_storage(
@@ -45,7 +46,8 @@ def test_a_queue_urls_password_is_in_no_backends_repr(backend: str) -> None:
     url = f"postgresql://mail:{SECRET}@db.example.com/mail?sslpassword={SECRET}&schema=q"
     shown = repr(get_connection(backend, url=url))
     assert SECRET not in shown
-    assert "mail@db.example.com/mail" in shown and "schema=q" in shown
+    assert "mail@db.example.com/mail" in shown
+    assert "schema=q" in shown
 
 
 def test_without_password() -> None:
@@ -60,10 +62,10 @@ def test_without_password() -> None:
 @pytest.mark.parametrize("thing", ["hello", None, b"bytes"])
 def test_something_not_a_message_is_a_typed_error_naming_it(queue_db: str, thing: object) -> None:
     good = EmailMessage("Receipt", "Thanks!\n", to=["ana@example.com"])
-    with quiet_overrides(EMAIL_BACKEND="mailout.django.QueueBackend"):
-        with transaction.atomic(using=queue_db):
-            with pytest.raises(MessageTypeError, match=r"messages\[1\]: expected an email message"):
-                QueueBackend().send_messages([good, thing])
-            assert QueueBackend().send_messages([good]) == 1  # the transaction goes on
+    expected = r"messages\[1\]: expected an email message"
+    with quiet_overrides(EMAIL_BACKEND=QUEUE), transaction.atomic(using=queue_db):
+        with pytest.raises(MessageTypeError, match=expected):
+            QueueBackend().send_messages([good, thing])
+        assert QueueBackend().send_messages([good]) == 1  # the transaction goes on
     with DjangoStorage.from_url(f"django:{queue_db}") as store:
         assert [m.subject for m in store.list(limit=10)] == ["Receipt"]
