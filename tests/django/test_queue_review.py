@@ -15,7 +15,7 @@ from django.utils.module_loading import import_string
 
 from mailout.django import QueueBackend
 from mailout.django.queue import DjangoStorage
-from mailout.exceptions import MessageTypeError
+from mailout.exceptions import MessageTypeError, StorageError
 from mailout.queue.storage._pgconn import PgURL, without_password
 from tests.django.helpers import quiet_overrides
 from tests.django.queue_db import database
@@ -70,3 +70,19 @@ def test_something_not_a_message_is_a_typed_error_naming_it(queue_db: str, thing
         assert QueueBackend().send_messages([good]) == 1  # the transaction goes on
     with DjangoStorage.from_url(f"django:{queue_db}") as store:
         assert [m.subject for m in store.list(limit=10)] == ["Receipt"]
+
+
+def test_a_worker_on_a_sqlite_database_not_migrated_says_so_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    with database("sqlite", tmp_path) as alias:
+        connections[alias].ensure_connection()  # the site has opened the file: it exists
+        path = connections[alias].settings_dict["NAME"]
+        with pytest.raises(StorageError, match=r"no queue tables: run `python manage.py migrate"):
+            DjangoStorage.from_url(f"django:{alias}")
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT name FROM sqlite_master WHERE name LIKE 'mailout%'")
+            assert cursor.fetchall() == []  # no tables behind Django's migrations
+        call_command("migrate", "mailout", database=alias, verbosity=0)
+        with DjangoStorage.from_url(f"django:{alias}") as store:
+            assert store.path == str(path)  # type: ignore[attr-defined]

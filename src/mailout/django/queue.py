@@ -23,6 +23,9 @@ The tables are created by ``manage.py migrate`` (migration ``mailout/0001_queue`
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
 import threading
 from collections.abc import Iterable
 from typing import Any, Final, TextIO
@@ -31,8 +34,9 @@ from urllib.parse import quote, urlencode
 from django.db import DEFAULT_DB_ALIAS, connections  # type: ignore[import-untyped]
 from django.utils.connection import ConnectionDoesNotExist  # type: ignore[import-untyped]
 
-from mailout.exceptions import ImproperlyConfigured, SchemaVersionError
+from mailout.exceptions import ImproperlyConfigured, SchemaVersionError, StorageError
 from mailout.queue.models import NewMessage
+from mailout.queue.sql import load
 from mailout.queue.storage import Storage
 
 __all__ = ["VENDORS", "DjangoStorage", "alias_of", "default_url", "enqueuer", "migrate"]
@@ -150,6 +154,20 @@ def _pg_url(alias: str) -> str:
     return f"postgresql://{netloc}/{dbname}?{query}"
 
 
+def _sqlite_has_queue(path: str) -> bool:
+    """Whether the SQLite file holds the queue's tables, read without creating anything:
+    mailout's own storage creates a missing queue, which in a Django project would be a
+    worker started before ``migrate`` (or on another file than the site's) making tables
+    Django's migrations do not know, then waiting on an empty queue."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return bool(db.execute(load("sqlite", "queries.sql")["has_schema"]).fetchone()[0])
+    except sqlite3.Error:
+        return True  # not readable as SQLite: mailout's storage says what is wrong
+
+
 class DjangoStorage:
     """``open_storage("django[:<alias>]")``: mailout's SQLite or PostgreSQL storage on the
     database of that alias (the ``STORAGES`` entry for ``django``)."""
@@ -166,7 +184,10 @@ class DjangoStorage:
                     f"{setting}: {url!r}: DATABASES[{alias!r}] is an in-memory SQLite "
                     "database, which no worker can open; give it a file NAME"
                 )
-            return SQLiteStorage(connection.settings_dict["NAME"])
+            path = str(connection.settings_dict["NAME"])
+            if not _sqlite_has_queue(path):
+                raise StorageError(f"queue database {path}: no queue tables: {MIGRATE}")
+            return SQLiteStorage(path)
         from mailout.queue.storage.postgres import PostgresStorage
 
         try:
