@@ -204,6 +204,10 @@ class _Settings:
         out = {name: get(name) for name in DEFAULTS}
         if mask_secrets and out["EMAIL_HOST_PASSWORD"]:
             out["EMAIL_HOST_PASSWORD"] = "********"
+        if mask_secrets and out["EMAIL_QUEUE_URL"]:  # postgresql://user:password@...
+            from mailout.utils import without_password
+
+            out["EMAIL_QUEUE_URL"] = without_password(out["EMAIL_QUEUE_URL"])
         return out
 
     def __repr__(self) -> str:

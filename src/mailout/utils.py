@@ -9,11 +9,19 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from mailout.exceptions import ImproperlyConfigured
 
-__all__ = ["DNS_NAME", "CachedDnsName", "import_string", "is_loopback", "lazy_text"]
+__all__ = [
+    "DNS_NAME",
+    "CachedDnsName",
+    "import_string",
+    "is_loopback",
+    "lazy_text",
+    "without_password",
+]
 
 
 def lazy_text(value: object) -> object:
@@ -116,3 +124,25 @@ def import_string(dotted_path: str, *, setting: str = "backend") -> Any:
         raise ImproperlyConfigured(
             f"{setting}: module {module_path!r} has no attribute {name!r}"
         ) from None
+
+
+# libpq's parameters that hold a secret (a URL may carry them in its query string).
+_SECRETS: Final = frozenset({"password", "sslpassword"})
+
+
+def without_password(url: object) -> str:
+    """``url`` as it may be shown (reprs, logs): no password in its user part or query."""
+    text = str(url)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(k.lower() in _SECRETS for k, _ in query)
+    if ":" not in parts.netloc.rpartition("@")[0] and not secret_query:
+        return text  # nothing to hide (and urlunsplit would rewrite sqlite:/// as sqlite:/)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}@{host}" if at else host
+    if secret_query:
+        kept = [(k, v) for k, v in query if k.lower() not in _SECRETS]
+        parts = parts._replace(query=urlencode(kept, quote_via=quote))
+    return urlunsplit(parts._replace(netloc=netloc))

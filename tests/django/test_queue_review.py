@@ -4,19 +4,24 @@ something that is not a message (nothing stored, the transaction still usable)."
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.management import call_command
 from django.db import connections, transaction
+from django.test import override_settings
 from django.utils.module_loading import import_string
 
 from mailout.django import QueueBackend
 from mailout.django.queue import DjangoStorage
 from mailout.exceptions import MessageTypeError, StorageError
-from mailout.queue.storage._pgconn import PgURL, without_password
+from mailout.queue.storage._pgconn import PgURL
+from mailout.utils import without_password
 from tests.django.helpers import quiet_overrides
 from tests.django.queue_db import database
 
@@ -86,3 +91,24 @@ def test_a_worker_on_a_sqlite_database_not_migrated_says_so_and_creates_nothing(
         call_command("migrate", "mailout", database=alias, verbosity=0)
         with DjangoStorage.from_url(f"django:{alias}") as store:
             assert store.path == str(path)  # type: ignore[attr-defined]
+
+
+def test_mailout_config_shows_no_password_of_the_queue_url() -> None:
+    url = f"postgresql://mail:{SECRET}@db.example.com/mail?password={SECRET}"
+    out = io.StringIO()
+    with quiet_overrides(EMAIL_QUEUE_URL=url):
+        call_command("mailout", "config", stdout=out)
+    assert SECRET not in out.getvalue()
+    assert "'postgresql://mail@db.example.com/mail'" in out.getvalue()
+
+
+def test_without_the_app_the_error_says_to_install_it(tmp_path: Path) -> None:
+    apps = [app for app in settings.INSTALLED_APPS if app != "mailout.django"]
+    message = EmailMessage("Receipt", "Thanks!\n", to=["ana@example.com"])
+    expected = re.escape('add "mailout.django" to INSTALLED_APPS, then run')
+    with (
+        database("sqlite", tmp_path) as alias,
+        override_settings(INSTALLED_APPS=apps),
+        pytest.raises(StorageError, match=expected),
+    ):
+        QueueBackend(url=f"django:{alias}").send_messages([message])

@@ -58,7 +58,7 @@ class EmailBackend(BaseEmailBackend):
         self.storage: Storage | None = None
 
     def __repr__(self) -> str:
-        from mailout.queue.storage._pgconn import without_password
+        from mailout.utils import without_password
 
         url = None if self.url is None else without_password(self.url)
         return f"<queue.EmailBackend url={url!r} mailer={self.mailer!r}>"

@@ -44,6 +44,18 @@ __all__ = ["VENDORS", "DjangoStorage", "alias_of", "default_url", "enqueuer", "m
 #: The databases the queue can live in (Django's ``connection.vendor``).
 VENDORS: Final = ("sqlite", "postgresql")
 MIGRATE: Final = "run `python manage.py migrate mailout`"
+
+
+def _migrate() -> str:
+    """What to do when the queue's tables are missing (the app first, if it is not installed:
+    ``migrate mailout`` would say "No installed app with label 'mailout'")."""
+    from django.apps import apps  # type: ignore[import-untyped]
+
+    if apps.is_installed("mailout.django"):
+        return MIGRATE
+    return f'add "mailout.django" to INSTALLED_APPS, then {MIGRATE}'
+
+
 # libpq takes these from Django's connection parameters; the others are psycopg's own.
 _NOT_LIBPQ: Final = frozenset({"cursor_factory", "context", "prepare_threshold", "autocommit"})
 
@@ -112,7 +124,7 @@ class DjangoEnqueuer:
         if connection.vendor == "sqlite":
             from mailout.queue.storage._sqlitebound import BoundSQLite
 
-            return BoundSQLite(raw, self.name, migrate=MIGRATE).enqueue(messages, now=now)
+            return BoundSQLite(raw, self.name, migrate=_migrate()).enqueue(messages, now=now)
         from mailout.queue.storage._pgbound import BoundStorage
         from mailout.queue.storage._pgconn import PgURL, import_driver
 
@@ -124,7 +136,9 @@ class DjangoEnqueuer:
                 "uses it when it is installed)"
             )
         url = PgURL("", self.name, _pg_schema(self.alias, connection))
-        return BoundStorage(url, raw, search_path=False, migrate=MIGRATE).enqueue(messages, now=now)
+        return BoundStorage(url, raw, search_path=False, migrate=_migrate()).enqueue(
+            messages, now=now
+        )
 
 
 def enqueuer(url: str) -> DjangoEnqueuer:
@@ -186,14 +200,14 @@ class DjangoStorage:
                 )
             path = str(connection.settings_dict["NAME"])
             if not _sqlite_has_queue(path):
-                raise StorageError(f"queue database {path}: no queue tables: {MIGRATE}")
+                raise StorageError(f"queue database {path}: no queue tables: {_migrate()}")
             return SQLiteStorage(path)
         from mailout.queue.storage.postgres import PostgresStorage
 
         try:
             return PostgresStorage(_pg_url(alias), setting=setting)
         except SchemaVersionError as exc:
-            raise SchemaVersionError(f"{exc} (in a Django project: {MIGRATE})") from None
+            raise SchemaVersionError(f"{exc} (in a Django project: {_migrate()})") from None
 
 
 def migrate(url: str, out: TextIO) -> None:

@@ -108,7 +108,7 @@ class QueueBackend(CoreQueueBackend, DjangoBaseEmailBackend):  # type: ignore[mi
             raise InvalidMailer(str(exc)) from None
 
     def __repr__(self) -> str:
-        from mailout.queue.storage._pgconn import without_password
+        from mailout.utils import without_password
 
         alias = f" alias={self.alias!r}" if getattr(self, "alias", None) is not None else ""
         url = without_password(self._url())

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from mailout.exceptions import ImproperlyConfigured, StorageError
+from mailout.utils import without_password
 
 if TYPE_CHECKING:
     import psycopg
@@ -98,28 +99,6 @@ class PgURL:
         elif schema != "public":
             shown += f"?schema={quote(schema)}"
         return cls(conninfo, shown, schema, notify in ("on", "true", "1", "yes"), pool_size)
-
-
-# libpq's parameters that hold a secret (a URL may carry them in its query string).
-_SECRETS: Final = frozenset({"password", "sslpassword"})
-
-
-def without_password(url: object) -> str:
-    """``url`` as it may be shown (reprs, logs): no password in its user part or query."""
-    text = str(url)
-    if "://" not in text:
-        return text
-    parts = urlsplit(text)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    secret_query = any(k.lower() in _SECRETS for k, _ in query)
-    if ":" not in parts.netloc.rpartition("@")[0] and not secret_query:
-        return text  # nothing to hide (and urlunsplit would rewrite sqlite:/// as sqlite:/)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    netloc = f"{userinfo.partition(':')[0]}@{host}" if at else host
-    if secret_query:
-        kept = [(k, v) for k, v in query if k.lower() not in _SECRETS]
-        parts = parts._replace(query=urlencode(kept, quote_via=quote))
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Connector:
