@@ -31,7 +31,8 @@ from mailout.queue.models import (
 )
 from mailout.queue.sql import load
 from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
-from mailout.queue.storage._rows import claimed_from_row, events_for, summary_from_row
+from mailout.queue.storage._pgrows import claimed
+from mailout.queue.storage._rows import events_for, summary_from_row
 
 __all__ = [
     "MIGRATIONS",
@@ -187,63 +188,7 @@ def claim_messages(
     params = {"ids": ids, "worker": worker, "until": now + lease, "now": now}
     _execute_binary(cur, Q["claim"], params)
     rows = {int(row[0]): row for row in cur.fetchall()}
-    return [_claimed(rows[i], where) for i in ids if i in rows]
-
-
-def _claimed(row: Sequence[Any], where: str) -> ClaimedMessage:
-    """A claimed row read back: the usual one (recipients a list of addresses, metadata
-    without user fields, a body) without parsing its metadata again; anything else, and any
-    doubt, through ``claimed_from_row``, which checks every field."""
-    data = row[11]
-    flags = _PLAIN_METADATA.get(row[10])
-    if flags is None:
-        flags = _plain_metadata(row[10])
-    if flags is not None and isinstance(data, bytes) and data:
-        try:
-            recipients = json.loads(row[5])
-        except (TypeError, ValueError):
-            recipients = None
-        if type(recipients) is list and recipients and all(type(r) is str for r in recipients):
-            return ClaimedMessage(
-                id=row[0],
-                attempt=row[1],
-                mailer=row[2],
-                priority=_PRIORITIES.get(row[3], Priority.NORMAL),
-                sender=row[4],
-                recipients=tuple(recipients),
-                data=data,
-                message_id=row[6],
-                created_at=row[7],
-                queued_at=row[8],
-                delivered=row[9],
-                smtputf8=flags[0],
-                eight_bit=flags[1],
-                metadata={},
-            )
-    return claimed_from_row(row, None if data is None else bytes(data), where=where)
-
-
-def _plain_metadata(text: object) -> tuple[bool, bool] | None:
-    """(smtputf8, eight_bit) of metadata with no user fields, remembered by its text."""
-    try:
-        meta = json.loads(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if (
-        type(meta) is not dict
-        or meta.keys() != {"smtputf8", "eight_bit", "user"}
-        or meta["user"] != {}
-        or type(meta["smtputf8"]) is not bool
-        or type(meta["eight_bit"]) is not bool
-    ):
-        return None
-    if len(_PLAIN_METADATA) < 64:  # a few spellings at most: bounded all the same
-        _PLAIN_METADATA[text] = (meta["smtputf8"], meta["eight_bit"])  # type: ignore[index]
-    return meta["smtputf8"], meta["eight_bit"]
-
-
-_PLAIN_METADATA: dict[str, tuple[bool, bool]] = {}
-_PRIORITIES: Final = {int(p): p for p in Priority}
+    return [claimed(rows[i], where) for i in ids if i in rows]
 
 
 def _execute_binary(cur: Any, query: str, params: Mapping[str, Any]) -> None:
