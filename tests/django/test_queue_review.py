@@ -20,6 +20,8 @@ from django.utils.module_loading import import_string
 from mailout.django import QueueBackend
 from mailout.django.queue import DjangoStorage
 from mailout.exceptions import MessageTypeError, StorageError
+from mailout.message import EmailMessage as MailoutMessage
+from mailout.queue.enqueue import prepare
 from mailout.queue.storage._pgconn import PgURL
 from mailout.utils import without_password
 from tests.django.helpers import quiet_overrides
@@ -112,3 +114,20 @@ def test_without_the_app_the_error_says_to_install_it(tmp_path: Path) -> None:
         pytest.raises(StorageError, match=expected),
     ):
         QueueBackend(url=f"django:{alias}").send_messages([message])
+
+
+def test_sqlite_locked_by_a_worker_says_how_to_wait_instead(tmp_path: Path) -> None:
+    """Django's default (DEFERRED) SQLite transaction read, a worker wrote, the send is refused
+    at once: the error names the setting that makes it wait for the lock."""
+    message = EmailMessage("Receipt", "Thanks!\n", to=["ana@example.com"])
+    with database("sqlite", tmp_path) as alias:
+        call_command("migrate", "mailout", database=alias, verbosity=0)
+        with DjangoStorage.from_url(f"django:{alias}") as worker:
+            with transaction.atomic(using=alias):
+                with connections[alias].cursor() as cursor:  # the transaction reads first
+                    cursor.execute("SELECT count(*) FROM mailout_queue_message")
+                other = MailoutMessage("Other", "x\n", to=["b@example.com"])
+                worker.enqueue(prepare([other]), now=1.0)
+                with pytest.raises(StorageError, match=r'\["transaction_mode"\] = "IMMEDIATE"'):
+                    QueueBackend(url=f"django:{alias}").send_messages([message])
+            assert [m.subject for m in worker.list(limit=10)] == ["Other"]

@@ -110,6 +110,20 @@ def _pg_schema(alias: str, connection: Any) -> str:
     return found
 
 
+def _locked_hint(exc: StorageError, connection: Any) -> StorageError:
+    """SQLite's "database is locked" in a transaction of Django's default (DEFERRED) mode: it
+    read before it sent mail, a worker wrote since, and SQLite refuses the upgrade at once (no
+    waiting). Django's IMMEDIATE mode takes the lock at the start and waits for it instead."""
+    mode = str(connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") or "")
+    if "database is locked" not in str(exc) or mode.upper() in ("IMMEDIATE", "EXCLUSIVE"):
+        return exc
+    return StorageError(
+        f"{exc} (a transaction that read before it sent mail, while a worker wrote: set "
+        f'DATABASES[{connection.alias!r}]["OPTIONS"]["transaction_mode"] = "IMMEDIATE" so '
+        "that it waits for the lock instead)"
+    )
+
+
 class DjangoEnqueuer:
     """``enqueue`` on Django's connection of ``alias``, in the calling thread's transaction."""
 
@@ -124,7 +138,10 @@ class DjangoEnqueuer:
         if connection.vendor == "sqlite":
             from mailout.queue.storage._sqlitebound import BoundSQLite
 
-            return BoundSQLite(raw, self.name, migrate=_migrate()).enqueue(messages, now=now)
+            try:
+                return BoundSQLite(raw, self.name, migrate=_migrate()).enqueue(messages, now=now)
+            except StorageError as exc:
+                raise _locked_hint(exc, connection) from exc.__cause__
         from mailout.queue.storage._pgbound import BoundStorage
         from mailout.queue.storage._pgconn import PgURL, import_driver
 
