@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,14 @@ def test_sqlite_locked_by_a_worker_says_how_to_wait_instead(tmp_path: Path) -> N
                 with pytest.raises(StorageError, match=r'\["transaction_mode"\] = "IMMEDIATE"'):
                     QueueBackend(url=f"django:{alias}").send_messages([message])
             assert [m.subject for m in worker.list(limit=10)] == ["Other"]
+
+
+def test_a_django_queue_outside_django_is_a_clear_error_not_a_traceback() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mailout", "queue", "status", "--url", "django"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "'django' is the queue in a Django project's database" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -31,6 +31,10 @@ from collections.abc import Iterable
 from typing import Any, Final, TextIO
 from urllib.parse import quote, urlencode
 
+from django.conf import settings as django_settings  # type: ignore[import-untyped]
+from django.core.exceptions import (  # type: ignore[import-untyped]
+    ImproperlyConfigured as DjangoImproperlyConfigured,
+)
 from django.db import DEFAULT_DB_ALIAS, connections  # type: ignore[import-untyped]
 from django.utils.connection import ConnectionDoesNotExist  # type: ignore[import-untyped]
 
@@ -51,7 +55,7 @@ def _migrate() -> str:
     ``migrate mailout`` would say "No installed app with label 'mailout'")."""
     from django.apps import apps  # type: ignore[import-untyped]
 
-    if apps.is_installed("mailout.django"):
+    if not apps.ready or apps.is_installed("mailout.django"):  # ready: a plain CLI is not
         return MIGRATE
     return f'add "mailout.django" to INSTALLED_APPS, then {MIGRATE}'
 
@@ -66,6 +70,14 @@ def alias_of(url: str, *, setting: str = "EMAIL_QUEUE_URL") -> str:
     if scheme.lower() != "django":
         raise ImproperlyConfigured(f"{setting}: {url!r} is not 'django' or 'django:<alias>'")
     alias = alias or DEFAULT_DB_ALIAS
+    try:
+        django_settings.DATABASES  # noqa: B018 - loads the settings module, or says it cannot
+    except DjangoImproperlyConfigured:  # `mailout queue worker --url django`, outside Django
+        raise ImproperlyConfigured(
+            f"{setting}: {url!r} is the queue in a Django project's database: run the command "
+            "with the project's settings (python manage.py mailout queue …, or set "
+            "DJANGO_SETTINGS_MODULE)"
+        ) from None
     try:
         vendor = connections[alias].vendor
     except ConnectionDoesNotExist:
