@@ -22,7 +22,7 @@ import mailout
 from mailout import EmailMessage, EmailMultiAlternatives
 from mailout.backends import console
 from mailout.backends.smtp import EmailBackend
-from mailout.exceptions import InvalidMessageError
+from mailout.exceptions import BadHeaderError, InvalidMessageError
 from tests.conftest import SMTPServer
 
 
@@ -269,3 +269,32 @@ def test_spaces_between_encoded_words_survive_folding(
     words it encodes outside the encoded words, where a reader drops it (RFC 2047 §6.2)."""
     parsed, _ = send(smtp_server, make(headers={name: value}))
     assert str(parsed[name]).strip() == value.strip()  # whitespace around it means nothing
+
+
+# Found next to it: a display name the stdlib's folder split without its quotes -------------
+
+
+@pytest.mark.parametrize(("field", "header"), [("to", "To"), ("reply_to", "Reply-To")])
+def test_a_long_display_name_with_a_comma_stays_one_mailbox(
+    make: Any, smtp_server: SMTPServer, field: str, header: str
+) -> None:
+    """CPython gh-80222: the folder dropped the quotes of a display name it split, so
+    ``"x…x, evil@attacker.example" <support@example.com>`` arrived as two mailboxes, one of
+    them an address nobody gave (where a reply would go)."""
+    name = "x" * 70 + ", evil@attacker.example"
+    parsed, raw = send(smtp_server, make(**{field: [(name, "support@example.com")]}))
+    mailboxes = [(a.display_name, a.addr_spec) for a in parsed[header].addresses]
+    assert mailboxes == [(name, "support@example.com")]
+    assert b"evil@attacker.example" in raw  # inside the quoted name, nowhere else
+    assert all(b"evil" not in r.encode() for r in smtp_server.received[0].rcpt_tos)
+
+
+def test_an_address_field_neither_path_can_write_is_refused(
+    make: Any, smtp_server: SMTPServer
+) -> None:
+    """The stdlib would write it as two mailboxes and mailout's writer takes no control
+    character in a name: a clear error naming the field, and nothing sent."""
+    name = "x" * 40 + "\x01\x01" + "x" * 40 + ", \x01\x01"
+    with pytest.raises(BadHeaderError, match="To: the standard library would write"):
+        send(smtp_server, make(to=[(name, "to@example.com")]))
+    assert smtp_server.received == []

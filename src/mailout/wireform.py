@@ -9,12 +9,13 @@ from __future__ import annotations
 import email.policy
 import inspect
 import re
-from email.headerregistry import UnstructuredHeader
+from email.headerregistry import AddressHeader, UnstructuredHeader
 from email.message import Message
 from email.policy import EmailPolicy
 from typing import TYPE_CHECKING, Any
 
-from mailout._wire.headers import Fallback, encoded_words, fold
+from mailout._wire.headers import Fallback, address_field, encoded_words, fold
+from mailout.address import Address
 from mailout.exceptions import (
     BadHeaderError,
     InvalidMessageError,
@@ -47,16 +48,21 @@ _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 class _LosslessPolicy(EmailPolicy):
-    """``policy.SMTP`` whose unstructured fields decode to the text they were given.
+    """``policy.SMTP`` whose folded fields read back as what they were given.
 
-    The standard library's folder (3.11 to 3.13.0 at least, CPython gh-144156) can put the
-    whitespace between two words it encodes outside the encoded words, where a reader drops
-    it (RFC 2047 §6.2): "a é b" arrives as "aéb". Such a field is written again here as
-    encoded words alone, every space inside one, so that it decodes to exactly its text.
+    The standard library's folder (3.11 to 3.13.0 at least) can garble a field it refolds:
+    it puts the whitespace between two words it encodes outside the encoded words, where a
+    reader drops it (CPython gh-144156: "a é b" arrives as "aéb"), and it drops the quotes
+    of a display name it splits (CPython gh-80222: ``"x…x, evil@attacker.example" <d@e.f>``
+    arrives as two mailboxes, one of them not the caller's). Each unstructured or address
+    field is read back here; one that changed is written again by mailout's own writers
+    (``_wire.headers``), or refused when they cannot write it.
     """
 
     def fold_binary(self, name: str, value: Any) -> bytes:
         folded = super().fold_binary(name, value)
+        if isinstance(value, AddressHeader):
+            return self._address_field(name, value, folded)
         # Only a field with encoded words can lose text that way; the others cost nothing.
         if b"=?" not in folded or not isinstance(value, UnstructuredHeader):
             return folded
@@ -69,15 +75,55 @@ class _LosslessPolicy(EmailPolicy):
             field = fold(name, [(" ", word) for word in encoded_words(text)])
         except Fallback:  # a field name too long for any line: _check_wire_form refuses it
             return folded
-        return (field.replace("\r\n", self.linesep) + self.linesep).encode("ascii")
+        return self._encode(field)
+
+    def _address_field(self, name: str, value: AddressHeader, folded: bytes) -> bytes:
+        # The mailboxes are compared, not their display names: the standard library's parser
+        # reads a space into a name between two encoded words that RFC 2047 §6.2 drops.
+        wanted = _mailboxes(value)
+        try:
+            written = _mailboxes(_read_back(self, folded))
+        except Exception:
+            written = ()
+        if not wanted or written == wanted:
+            return folded
+        if any(group.display_name is not None for group in value.groups):
+            return folded  # a named group: mailout never writes one (a caller's own message())
+        # Runs of spaces in a name are one space to a reader; mailout's writer takes no others.
+        mailboxes = [
+            Address(" ".join(filter(None, a.display_name.split(" "))), a.username, a.domain)
+            for a in value.addresses
+        ]
+        try:
+            field = address_field(name, mailboxes, self.utf8)
+        except Fallback as exc:
+            raise BadHeaderError(
+                f"{name}: the standard library would write this field garbled (its mailboxes "
+                f"read back differently) and mailout cannot write it either ({exc.reason})"
+            ) from None
+        return self._encode(field)
+
+    def _encode(self, field: str) -> bytes:
+        return (field.replace("\r\n", self.linesep) + self.linesep).encode(
+            "utf-8" if self.utf8 else "ascii"
+        )
+
+
+def _read_back(policy: EmailPolicy, folded: bytes) -> Any:
+    """A field as a reader parses it: unfolded (RFC 5322 §2.2.3), then by its registered type."""
+    line = _UNFOLD.sub("", folded.decode("utf-8" if policy.utf8 else "ascii", "surrogateescape"))
+    name, _, value = line.rstrip("\r\n").partition(":")
+    return policy.header_factory(name, value.strip(" \t"))
+
+
+def _mailboxes(header: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((a.username, a.domain) for a in header.addresses)
 
 
 def _decodes_to(policy: EmailPolicy, folded: bytes) -> str:
-    """What a reader makes of a field: unfolded (RFC 5322 §2.2.3), its encoded words decoded,
-    the whitespace around the value (which carries no meaning) left out."""
-    line = _UNFOLD.sub("", folded.decode("utf-8" if policy.utf8 else "ascii", "surrogateescape"))
-    name, _, value = line.rstrip("\r\n").partition(":")
-    return str(policy.header_factory(name, value.strip(" \t"))).strip(" \t")
+    """What a reader makes of an unstructured field: its encoded words decoded, the whitespace
+    around the value (which carries no meaning) left out."""
+    return str(_read_back(policy, folded)).strip(" \t")
 
 
 _SMTP = _LosslessPolicy(linesep="\r\n")  # email.policy.SMTP's settings
