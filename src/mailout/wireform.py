@@ -78,6 +78,8 @@ class _LosslessPolicy(EmailPolicy):
         return self._encode(field)
 
     def _address_field(self, name: str, value: AddressHeader, folded: bytes) -> bytes:
+        if folded.count(b"\n") == 1:
+            return folded  # one line: the field as parsed, written whole, never split
         # The mailboxes are compared, not their display names: the standard library's parser
         # reads a space into a name between two encoded words that RFC 2047 §6.2 drops.
         wanted = _mailboxes(value)
