@@ -10,16 +10,19 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.core.mail.backends.smtp import EmailBackend as DjangoSMTP
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.test import override_settings
 from django.utils.module_loading import import_string
 
+import mailout.django
 from mailout.django import QueueBackend
 from mailout.django.queue import DjangoStorage
 from mailout.exceptions import MessageTypeError, StorageError
@@ -27,6 +30,7 @@ from mailout.message import EmailMessage as MailoutMessage
 from mailout.queue.enqueue import prepare
 from mailout.queue.storage._pgconn import PgURL
 from mailout.utils import without_password
+from tests.conftest import SMTPServer
 from tests.django.helpers import quiet_overrides
 from tests.django.queue_db import database
 
@@ -145,3 +149,17 @@ def test_a_django_queue_outside_django_is_a_clear_error_not_a_traceback() -> Non
     assert done.returncode != 0
     assert "'django' is the queue in a Django project's database" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_password_without_a_user_sends_without_auth_as_djangos_backend_does(
+    smtp_server: SMTPServer,
+) -> None:
+    """A project's leftover EMAIL_HOST_PASSWORD without EMAIL_HOST_USER: Django's smtp
+    backend sends without AUTH; mailout's sent nothing (an error in each pool thread)."""
+    where = {"host": smtp_server.host, "port": smtp_server.port}
+    for backend in (DjangoSMTP, mailout.django.EmailBackend):
+        message = EmailMessage("No AUTH", "Body\n", "shop@example.com", ["ana@example.com"])
+        with warnings.catch_warnings(action="ignore"):  # Django 6.1: "use mail.mailers"
+            connection = backend(**where, username="", password=SECRET)
+        assert connection.send_messages([message]) == 1
+    assert [m["Subject"] for m in smtp_server.messages()] == ["No AUTH", "No AUTH"]

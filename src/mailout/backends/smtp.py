@@ -176,8 +176,10 @@ class EmailBackend(BaseEmailBackend):
             "timeout": self.timeout,
             "data_done_timeout": self.data_done_timeout,
             "local_hostname": DNS_NAME.get_fqdn(),
-            "username": self.username or None,
-            "password": self._password or None,
+            # As Django's smtp backend: AUTH only with both (a password left in the settings
+            # without a user sends without AUTH; it was an error in every connection thread).
+            "username": self.username if self.username and self._password else None,
+            "password": self._password if self.username and self._password else None,
             "allow_insecure_auth": self.allow_insecure_auth,
         }
 
