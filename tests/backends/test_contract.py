@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import io
@@ -103,6 +104,21 @@ def test_send_messages_returns_count(backend: BackendUnderTest) -> None:
 
 def test_empty_list_sends_nothing(backend: BackendUnderTest) -> None:
     assert backend.make().send_messages([]) == 0
+    assert backend.mailbox() == []
+
+
+@pytest.mark.parametrize("thing", ["hello", None, {"to": ["a@example.com"]}])
+def test_what_is_not_a_message_is_refused_by_position(
+    backend: BackendUnderTest, thing: object
+) -> None:
+    with pytest.raises(mailout.MessageTypeError, match=r"messages\[1\]: expected an email message"):
+        backend.make().send_messages([make_message(), thing])  # type: ignore[list-item]
+    assert backend.mailbox() == []  # the good message before it is not sent either
+
+
+def test_what_is_not_a_message_is_refused_by_position_async(backend: BackendUnderTest) -> None:
+    with pytest.raises(mailout.MessageTypeError, match=r"messages\[0\]"):
+        asyncio.run(backend.make().asend_messages(["hello"]))  # type: ignore[list-item]
     assert backend.mailbox() == []
 
 

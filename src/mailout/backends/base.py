@@ -7,12 +7,24 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from mailout.exceptions import InvalidMailer
+from mailout.exceptions import InvalidMailer, MessageTypeError
 
 if TYPE_CHECKING:
     from mailout.message import EmailMessage
 
-__all__ = ["BaseEmailBackend"]
+__all__ = ["BaseEmailBackend", "checked_messages"]
+
+
+def checked_messages(email_messages: Sequence[EmailMessage]) -> list[EmailMessage]:
+    """The messages as a list, each one checked to be a message: ``send_messages(["hi"])``
+    is a MessageTypeError naming the position, not an AttributeError from deep inside."""
+    messages = list(email_messages)
+    for index, message in enumerate(messages):
+        if not callable(getattr(message, "recipients", None)):
+            raise MessageTypeError(
+                f"messages[{index}]: expected an email message, got {type(message).__name__}"
+            )
+    return messages
 
 
 class BaseEmailBackend:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mailout.backends.base import BaseEmailBackend
+from mailout.backends.base import BaseEmailBackend, checked_messages
 from mailout.wire import render_message
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class EmailBackend(BaseEmailBackend):
         return data.decode("utf-8", errors="replace")
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        messages = list(email_messages)
+        messages = checked_messages(email_messages)
         if not messages:
             return 0
         try:

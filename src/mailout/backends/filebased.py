@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mailout.backends.base import BaseEmailBackend
+from mailout.backends.base import BaseEmailBackend, checked_messages
 from mailout.conf import settings
 from mailout.exceptions import ImproperlyConfigured, InvalidMailer
 from mailout.wire import render_message
@@ -75,7 +75,7 @@ class EmailBackend(BaseEmailBackend):
                     self._stream = None
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        messages = list(email_messages)
+        messages = checked_messages(email_messages)
         if not messages:
             return 0
         try:

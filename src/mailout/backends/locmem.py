@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailout.backends.base import BaseEmailBackend
+from mailout.backends.base import BaseEmailBackend, checked_messages
 from mailout.wire import render_message
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class EmailBackend(BaseEmailBackend):
         import mailout
 
         copies = []
-        for message in email_messages:
+        for message in checked_messages(email_messages):
             # Serialise it: bad input fails here exactly as it would with a real backend.
             render_message(message, smtputf8_ok=True)
             copies.append(_copy(message, self.alias))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailout.address import parse_address
 from mailout.backends._batch import Batch, Flag, Later, with_8bit
-from mailout.backends.base import BaseEmailBackend
+from mailout.backends.base import BaseEmailBackend, checked_messages
 from mailout.conf import DEFAULTS, settings
 from mailout.exceptions import ImproperlyConfigured, InvalidAddressError, InvalidMailer, SMTPError
 from mailout.smtp import DATA_DONE_TIMEOUT, AsyncSMTPClient, Envelope, SMTPClient
@@ -222,7 +222,7 @@ class EmailBackend(BaseEmailBackend):
                 pool.close()
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        batch = self._prepare_batch([m for m in email_messages if m.recipients()])
+        batch = self._prepare_batch([m for m in checked_messages(email_messages) if m.recipients()])
         if not batch:
             return 0
         with self._lock:
@@ -263,7 +263,7 @@ class EmailBackend(BaseEmailBackend):
             await pool.aclose()
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        messages = [m for m in email_messages if m.recipients()]
+        messages = [m for m in checked_messages(email_messages) if m.recipients()]
         # Checking and encoding are CPU work: done in a thread, off the event loop.
         batch = await asyncio.to_thread(self._prepare_batch, messages)
         if not batch:
