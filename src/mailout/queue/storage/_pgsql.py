@@ -32,7 +32,7 @@ from mailout.queue.models import (
 from mailout.queue.sql import load
 from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._pgrows import claimed
-from mailout.queue.storage._rows import events_for, summary_from_row
+from mailout.queue.storage._rows import bucket_params, events_for, summary_from_row
 
 __all__ = [
     "MIGRATIONS",
@@ -51,7 +51,6 @@ __all__ = [
     "read_version",
     "record_outcomes",
     "release_expired",
-    "worker_fields",
 ]
 
 Q: Final = load("postgres")
@@ -182,7 +181,7 @@ def claim_messages(
 
     ids, changed = apply_limits(pick_fairly(candidates, limit), limits, buckets, now)
     for name, bucket in changed.items():
-        cur.execute(Q["save_bucket"], {"name": name, **_bucket_fields(bucket)})
+        cur.execute(Q["save_bucket"], {"name": name, **bucket_params(bucket)})
     if not ids:
         return []
     params = {"ids": ids, "worker": worker, "until": now + lease, "now": now}
@@ -372,16 +371,3 @@ def purge_some(cur: Any, state: State, before: float, batch: int) -> int:
     cur.execute(Q["purge_bodies"], {"ids": ids})
     cur.execute(Q["purge_messages"], {"ids": ids})
     return int(cur.rowcount)
-
-
-def _bucket_fields(bucket: Bucket) -> dict[str, Any]:
-    return {
-        "tokens": bucket.tokens,
-        "updated_at": bucket.updated_at,
-        "day": bucket.day,
-        "day_count": bucket.day_count,
-    }
-
-
-def worker_fields(info: WorkerInfo) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in WorkerInfo.__dataclass_fields__}

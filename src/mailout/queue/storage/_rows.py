@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mailout.queue.limits import Bucket
 from mailout.queue.models import (
     ClaimedMessage,
     Event,
@@ -20,9 +21,18 @@ from mailout.queue.models import (
     Outcome,
     Priority,
     State,
+    WorkerInfo,
 )
 
-__all__ = ["MessageRows", "claimed_from_row", "events_for", "json_strings", "summary_from_row"]
+__all__ = [
+    "MessageRows",
+    "bucket_params",
+    "claimed_from_row",
+    "events_for",
+    "json_strings",
+    "summary_from_row",
+    "worker_params",
+]
 
 log = logging.getLogger("mailout.queue")
 
@@ -189,3 +199,18 @@ def json_strings(values: Sequence[str]) -> str:
         if not (value.isascii() and value.isprintable()) or '"' in value or "\\" in value:
             return json.dumps(values)
     return '["' + '", "'.join(values) + '"]'
+
+
+def bucket_params(bucket: Bucket) -> dict[str, Any]:
+    """A rate bucket as the ``save_bucket`` query's parameters (both SQL storages)."""
+    return {
+        "tokens": bucket.tokens,
+        "updated_at": bucket.updated_at,
+        "day": bucket.day,
+        "day_count": bucket.day_count,
+    }
+
+
+def worker_params(info: WorkerInfo) -> dict[str, Any]:
+    """A worker's registry entry as the ``save_worker`` query's parameters."""
+    return {name: getattr(info, name) for name in WorkerInfo.__dataclass_fields__}

@@ -44,6 +44,7 @@ from mailout.queue.models import (
     WorkerInfo,
 )
 from mailout.queue.storage import Storage
+from mailout.queue.storage._operations import NamedOperations
 from mailout.queue.storage._pgbound import BoundStorage
 from mailout.queue.storage._pgcaps import SharedCaps
 from mailout.queue.storage._pgconn import Connector, Listener, PgURL
@@ -62,9 +63,8 @@ from mailout.queue.storage._pgsql import (
     read_stats,
     record_outcomes,
     release_expired,
-    worker_fields,
 )
-from mailout.queue.storage._rows import summary_from_row
+from mailout.queue.storage._rows import summary_from_row, worker_params
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -86,7 +86,7 @@ __all__ = [
 ]
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(NamedOperations, Storage):
     """The queue in a PostgreSQL database (see the module docstring)."""
 
     def __init__(
@@ -236,7 +236,7 @@ class PostgresStorage(Storage):
             held = sorted(self._held.get(info.id, ()))
 
         def beat(cur: Any) -> int:
-            cur.execute(Q["save_worker"], worker_fields(info))
+            cur.execute(Q["save_worker"], worker_params(info))
             cur.execute(Q["forget_workers"], {"before": now - max(3600.0, 10 * lease)})
             cur.execute(Q["renew_slots"], {"worker": info.id, "until": now + lease})
             cur.execute(Q["renew_leases"], {"ids": held, "worker": info.id, "until": now + lease})
@@ -350,20 +350,6 @@ class PostgresStorage(Storage):
             return count
 
         return self._run(f"{kind} messages", change)  # type: ignore[no-any-return]
-
-    def hold(self, selection: Selection, *, now: float) -> int:
-        return self._operate("hold", "held", "held by an operator", selection, now)
-
-    def unhold(self, selection: Selection, *, now: float) -> int:
-        return self._operate("unhold", "released", "released by an operator", selection, now)
-
-    def expire(self, selection: Selection, *, now: float) -> int:
-        return self._operate("expire", "expired", "expired by an operator", selection, now)
-
-    def retry(self, selection: Selection, *, now: float, failed_only: bool = False) -> int:
-        if failed_only:
-            return self._operate("retry_failed", "retried", "retried by an operator", "ALL", now)
-        return self._operate("retry", "retried", "retried by an operator", selection, now)
 
     def purge(self, states: Collection[State], *, before: float, batch: int = 1000) -> int:
         total = 0

@@ -21,7 +21,6 @@ from typing import Any, Final
 from mailout.exceptions import MessageNotFound, SchemaVersionError
 from mailout.exceptions import StorageError as _StorageError
 from mailout.queue.limits import Bucket, Limit
-from mailout.queue.models import ALL as ALL_
 from mailout.queue.models import (
     WAITING,
     ClaimedMessage,
@@ -39,7 +38,14 @@ from mailout.queue.models import (
 from mailout.queue.sql import load
 from mailout.queue.storage import Storage
 from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
-from mailout.queue.storage._rows import claimed_from_row, events_for, summary_from_row
+from mailout.queue.storage._operations import NamedOperations
+from mailout.queue.storage._rows import (
+    bucket_params,
+    claimed_from_row,
+    events_for,
+    summary_from_row,
+    worker_params,
+)
 from mailout.queue.storage._sqlite_store import store
 from mailout.queue.storage._sqlitebound import BoundSQLite, path_of_url
 
@@ -51,7 +57,7 @@ _SCHEMA: Final = load("sqlite", "schema.sql")["create"]
 _MIN_SQLITE: Final = (3, 35, 0)  # UPDATE ... RETURNING
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(NamedOperations, Storage):
     """The queue in the SQLite file at ``path`` (created with its tables when missing)."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
@@ -175,7 +181,7 @@ class SQLiteStorage(Storage):
 
             ids, changed = apply_limits(pick_fairly(candidates, limit), limits, buckets, now)
             for name, bucket in changed.items():
-                db.execute(Q["save_bucket"], {"name": name, **_bucket_params(bucket)})
+                db.execute(Q["save_bucket"], {"name": name, **bucket_params(bucket)})
             if not ids:
                 return []
             params = {"ids": json.dumps(ids), "worker": worker, "until": now + lease, "now": now}
@@ -188,7 +194,7 @@ class SQLiteStorage(Storage):
 
     def heartbeat(self, info: WorkerInfo, *, lease: float, now: float) -> int:
         with self._write("renewing leases") as db:
-            db.execute(Q["save_worker"], _worker_params(info))
+            db.execute(Q["save_worker"], worker_params(info))
             db.execute(Q["forget_workers"], {"before": now - max(3600.0, 10 * lease)})
             return db.execute(Q["renew_leases"], {"worker": info.id, "until": now + lease}).rowcount
 
@@ -324,20 +330,6 @@ class SQLiteStorage(Storage):
         with self._write(f"{kind} messages") as db:
             return operate(db, name, kind, text, selection, now)
 
-    def hold(self, selection: Selection, *, now: float) -> int:
-        return self._operate("hold", "held", "held by an operator", selection, now)
-
-    def unhold(self, selection: Selection, *, now: float) -> int:
-        return self._operate("unhold", "released", "released by an operator", selection, now)
-
-    def expire(self, selection: Selection, *, now: float) -> int:
-        return self._operate("expire", "expired", "expired by an operator", selection, now)
-
-    def retry(self, selection: Selection, *, now: float, failed_only: bool = False) -> int:
-        if failed_only:
-            return self._operate("retry_failed", "retried", "retried by an operator", ALL_, now)
-        return self._operate("retry", "retried", "retried by an operator", selection, now)
-
     def purge(self, states: Collection[State], *, before: float, batch: int = 1000) -> int:
         total = 0
         for state in states:
@@ -381,19 +373,6 @@ def delete(db: sqlite3.Connection, ids: Sequence[int]) -> int:
     db.execute(Q["purge_events"], {"ids": gone})
     db.execute(Q["purge_bodies"], {"ids": gone})
     return len(json.loads(gone))
-
-
-def _bucket_params(bucket: Bucket) -> dict[str, Any]:
-    return {
-        "tokens": bucket.tokens,
-        "updated_at": bucket.updated_at,
-        "day": bucket.day,
-        "day_count": bucket.day_count,
-    }
-
-
-def _worker_params(info: WorkerInfo) -> dict[str, Any]:
-    return {name: getattr(info, name) for name in WorkerInfo.__dataclass_fields__}
 
 
 def vars_of(event: Event) -> dict[str, Any]:
