@@ -17,7 +17,7 @@ from mailout.django.conf import use_django_settings
 from mailout.exceptions import InvalidMailer as MailoutInvalidMailer
 from mailout.smtp import Envelope
 
-__all__ = ["EmailBackend", "InvalidMailer"]
+__all__ = ["DjangoConfigured", "EmailBackend", "InvalidMailer"]
 
 _OPTIONS: Final = frozenset(inspect.signature(SMTPBackend.__init__).parameters) - {"self"}
 
@@ -32,7 +32,29 @@ class InvalidMailer(MailoutInvalidMailer, *_django_invalid_mailer()):  # type: i
     6.1's too, so that a project's ``except InvalidMailer`` catches it."""
 
 
-class EmailBackend(SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
+class DjangoConfigured:
+    """Built the way Django builds a backend: Django's settings read, the names Django 6.1
+    may pass along ignored when the backend has no such option (``options``), and an
+    InvalidMailer raised as the one Django's code catches. Mixed in first."""
+
+    options: frozenset[str] = frozenset()
+
+    def __init__(
+        self, *args: Any, _ignore_unknown_kwargs: Iterable[str] | None = None, **kwargs: Any
+    ) -> None:
+        use_django_settings()
+        # Django 6.1's get_connection(**kwargs) with MAILERS passes its arguments along with
+        # the names a backend may ignore when it does not know them.
+        for name in _ignore_unknown_kwargs or ():
+            if name not in self.options:
+                kwargs.pop(name, None)
+        try:
+            super().__init__(*args, **kwargs)
+        except MailoutInvalidMailer as exc:
+            raise InvalidMailer(str(exc)) from None  # the text names the alias already
+
+
+class EmailBackend(DjangoConfigured, SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
     """A Django email backend (a subclass of Django's ``BaseEmailBackend``) that sends Django's
     message objects, and mailout's, through mailout's pipelining client and connection pool.
 
@@ -46,19 +68,7 @@ class EmailBackend(SMTPBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
     mailout.django.redirect) applies to every message.
     """
 
-    def __init__(
-        self, *args: Any, _ignore_unknown_kwargs: Iterable[str] | None = None, **kwargs: Any
-    ) -> None:
-        use_django_settings()
-        # Django 6.1's get_connection(**kwargs) with MAILERS passes its arguments along with
-        # the names a backend may ignore when it does not know them.
-        for name in _ignore_unknown_kwargs or ():
-            if name not in _OPTIONS:
-                kwargs.pop(name, None)
-        try:
-            super().__init__(*args, **kwargs)
-        except MailoutInvalidMailer as exc:
-            raise InvalidMailer(str(exc)) from None  # the text names the alias already
+    options = _OPTIONS
 
     def __repr__(self) -> str:  # never the password
         alias = f" alias={self.alias!r}" if getattr(self, "alias", None) is not None else ""

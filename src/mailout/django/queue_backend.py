@@ -4,7 +4,7 @@ queue, by default in the project's own database and inside Django's transactions
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from asgiref.sync import sync_to_async
@@ -15,9 +15,8 @@ from django.core.mail.backends.base import (  # type: ignore[import-untyped]
 from mailout.backends.queue import EmailBackend as CoreQueueBackend
 from mailout.conf import settings
 from mailout.django import redirect, serialize
-from mailout.django.backends import InvalidMailer
+from mailout.django.backends import DjangoConfigured
 from mailout.django.conf import use_django_settings
-from mailout.exceptions import InvalidMailer as MailoutInvalidMailer
 from mailout.exceptions import StorageError
 from mailout.queue.enqueue import NotBefore
 from mailout.queue.enqueue import enqueue as core_enqueue
@@ -80,7 +79,7 @@ def enqueue(
     )
 
 
-class QueueBackend(CoreQueueBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
+class QueueBackend(DjangoConfigured, CoreQueueBackend, DjangoBaseEmailBackend):  # type: ignore[misc]
     """A Django email backend (a subclass of Django's ``BaseEmailBackend``) that stores
     Django's message objects, and mailout's, in mailout's durable queue; ``manage.py mailout
     queue worker`` delivers them.
@@ -95,17 +94,7 @@ class QueueBackend(CoreQueueBackend, DjangoBaseEmailBackend):  # type: ignore[mi
     ``fail_silently``. ``send_messages()`` returns the number of messages stored.
     """
 
-    def __init__(
-        self, *args: Any, _ignore_unknown_kwargs: Iterable[str] | None = None, **kwargs: Any
-    ) -> None:
-        use_django_settings()
-        for name in _ignore_unknown_kwargs or ():
-            if name not in _OPTIONS:
-                kwargs.pop(name, None)
-        try:
-            super().__init__(*args, **kwargs)
-        except MailoutInvalidMailer as exc:
-            raise InvalidMailer(str(exc)) from None
+    options = _OPTIONS
 
     def __repr__(self) -> str:
         from mailout.utils import without_password
