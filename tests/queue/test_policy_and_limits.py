@@ -178,24 +178,36 @@ def claimed(n: int, domain: str) -> ClaimedMessage:
 def test_the_domain_cap_counts_connections() -> None:
     cap = LocalCaps(3)
     batch = [claimed(n, "big.example") for n in range(500)] + [claimed(900, "small.example")]
-    # 4 connections of 50 messages: 500 messages to one domain would take 4 slots; only 3 left.
+    # 4 connections of 50 messages: 500 messages to one domain would take 4 slots; 3 are free,
+    # so the delivery goes over 3 connections (narrowed), and nothing goes back to the queue.
     admitted, refused, slots = cap.admit("m", batch, connections=4, per_connection=50)
-    assert len(admitted) == 151
-    assert len(refused) == 350
+    assert (len(admitted), refused, slots.width) == (501, [], 3)
     assert slots.counts == {("domain", "big.example"): 3, ("domain", "small.example"): 1}
     assert cap.busy() == ({"big.example"}, set())
-    again, rest, _ = cap.admit("m", batch[:10], connections=4, per_connection=50)
-    assert again == []
-    assert len(rest) == 10
+    # No slot free for big.example: its mail goes back; small.example's still goes.
+    again, rest, other = cap.admit("m", batch[:10] + batch[-1:], connections=4, per_connection=50)
+    assert (again, len(rest)) == ([batch[-1]], 10)
+    assert (other.counts, other.width) == ({("domain", "small.example"): 1}, 2)  # 2 free
     cap.done(slots)
+    cap.done(other)
     assert cap.busy() == (set(), set())
+
+
+def test_a_domain_with_little_room_narrows_the_whole_delivery() -> None:
+    cap = LocalCaps(2)
+    cap.admit("m", [claimed(0, "tight.example")], connections=4, per_connection=50)
+    batch = [claimed(n, "wide.example") for n in range(1, 200)] + [claimed(900, "tight.example")]
+    admitted, refused, slots = cap.admit("m", batch, connections=4, per_connection=50)
+    # tight.example has one slot left: the delivery (both domains' mail) uses one connection.
+    assert (len(admitted), refused, slots.width) == (200, [], 1)
+    assert slots.counts == {("domain", "wide.example"): 1, ("domain", "tight.example"): 1}
 
 
 def test_a_mailer_cap_counts_the_connections_of_every_delivery() -> None:
     cap = LocalCaps(20, {"ses": 3})
     batch = [claimed(n, f"d{n % 10}.example") for n in range(200)]
     first, refused, slots = cap.admit("ses", batch, connections=4, per_connection=50)
-    assert (len(first), len(refused)) == (150, 50)  # 3 connections of 50
+    assert (len(first), len(refused), slots.width) == (200, 0, 3)  # over 3 connections, not 4
     assert slots.counts["mailer", "ses"] == 3
     assert cap.busy() == (set(), {"ses"})
     assert cap.admit("ses", batch[:5], 4, 50)[0] == []

@@ -12,6 +12,7 @@ from mailout.queue import Hooks, Limit, Queue, Report, RetryPolicy, Worker, Work
 from tests.queue import backends
 from tests.queue.conftest import T0, Clock
 from tests.queue.helpers import Recorder, drain, states
+from tests.servers.sink import SinkServer
 
 
 def messages(count: int, domain: str = "example.com") -> list[mailout.EmailMessage]:
@@ -73,3 +74,38 @@ def test_parallel_deliveries_per_domain_are_capped(cap: int) -> None:
     assert backends.SlowBackend.most == {"a.example": cap, "b.example": cap}
     # Mail over the cap went back unattempted: every message was sent on its first attempt.
     assert {m.attempts for m in queue.list(limit=20)} == {1}
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_delivery_over_the_domain_cap_goes_narrower_not_back_to_the_queue(
+    concurrency: int,
+) -> None:
+    # The pool would use 4 connections for 200 messages; the domain has 2 slots in all. Each
+    # delivery goes over the slots free, in parts; a claim that finds none free waits in the
+    # worker for one: nothing goes back to the queue to be claimed again.
+    with SinkServer() as sink:
+        mailout.configure(
+            {"EMAIL_QUEUE_URL": "memory:", "EMAIL_HOST": sink.host, "EMAIL_PORT": sink.port}
+        )
+        queue = Queue()
+        released: list[int] = []
+        release = queue.storage.release
+
+        def counting_release(ids: list[int], *, worker: str, now: float) -> int:
+            released.extend(ids)
+            return release(ids, worker=worker, now=now)
+
+        queue.storage.release = counting_release  # type: ignore[method-assign]
+        queue.enqueue(messages(1000, "big.example"))
+        options = WorkerOptions(
+            batch=200, concurrency=concurrency, domain_concurrency=2, poll_interval=0.05
+        )
+        worker = Worker(
+            queue.storage, options=options, hooks=Hooks(), policy=RetryPolicy(), reporter=Recorder()
+        )
+        assert worker.run(once=True, handle_signals=False) == 0
+        assert sink.count == 1000
+    assert states(queue) == {"sent": 1000}
+    assert released == []
+    if concurrency == 1:
+        assert sink.connections == 2  # not the pool's 4: the two slots' worth, reused

@@ -6,13 +6,21 @@ domain's mail: a batch of ``n`` messages for a domain on a mailer that spreads `
 connection`` messages over up to ``connections`` connections takes ``min(connections,
 ceil(n / per_connection))`` of the domain's slots while it runs. A mailer's cap
 (``EMAIL_QUEUE_CONNECTIONS``: a provider's limit on parallel connections) counts the
-connections the whole delivery uses the same way. Messages that would go over a cap are given
-back to the queue unattempted, and the domains and mailers at their cap are left out of the
-next claims until a delivery finishes. A message's domain is that of its first recipient.
+connections the whole delivery uses the same way. A message's domain is that of its first
+recipient.
+
+When a cap leaves fewer slots free than a delivery would use, the delivery is narrowed: it
+goes over the connections that are free, in parts of ``width x per_connection`` messages, one
+after another (a transport uses ``ceil(n / per_connection)`` connections for ``n``). Only the
+mail of a domain or mailer with no slot free at all goes back to the queue unattempted, and
+those are left out of the next claims until a delivery finishes. (Giving back whatever did
+not fit, as this did before, made busy workers claim, give back and claim the same messages
+again: with four workers on one domain a quarter of all claims came back, and PostgreSQL's
+work a message doubled.)
 
 ``LocalCaps`` counts in this process (the SQLite and memory storages); the PostgreSQL storage
 counts in the database, so the caps hold across every worker on every host
-(``storage/postgres.py``). Both decide with ``plan``. Connections kept open between
+(``storage/_pgcaps.py``). Both decide with ``plan``. Connections kept open between
 deliveries for reuse are not counted, as Postfix's connection cache's are not.
 """
 
@@ -40,6 +48,8 @@ class Slots:
 
     counts: Counts = field(default_factory=dict)
     token: str = ""
+    #: Connections the delivery may use at once (0: as many as its transport likes).
+    width: int = 0
 
 
 Admission = tuple[list[ClaimedMessage], list[ClaimedMessage], Slots]
@@ -70,40 +80,36 @@ def plan(
     connections: int,
     per_connection: float,
     room: Callable[[str, str], float],
-) -> tuple[list[ClaimedMessage], list[ClaimedMessage], Counts]:
-    """Which messages fit in the free slots (``room(kind, name)``: how many are free, ``inf``
-    for no cap), and the slots they take."""
-    slots: Counts = {}
-    allowed = list(messages)
+) -> tuple[list[ClaimedMessage], list[ClaimedMessage], Counts, int]:
+    """Which messages may go now (``room(kind, name)``: how many slots are free, ``inf`` for
+    no cap), which go back (their domain or mailer has no slot free), the slots the delivery
+    takes, and its width: the connections it may use, ``connections`` or fewer."""
+
+    def need(count: int, width: int) -> int:
+        return min(width, max(1, math.ceil(count / per_connection)))
+
     mailer_room = room("mailer", mailer)
-    if mailer_room <= 0:
-        return [], allowed, slots
-    if math.isfinite(mailer_room):
-        need = min(connections, max(1, math.ceil(len(allowed) / per_connection)))
-        if need > mailer_room:
-            allowed = allowed[: int(mailer_room * per_connection)]
-    by_domain: dict[str, list[ClaimedMessage]] = {}
-    for message in allowed:
-        by_domain.setdefault(message.domain, []).append(message)
-    admitted: list[ClaimedMessage] = []
-    for domain, found in by_domain.items():
+    if mailer_room < 1:
+        return [], list(messages), {}, 0
+    width = connections if math.isinf(mailer_room) else min(connections, int(mailer_room))
+    by_domain: dict[str, int] = {}
+    for message in messages:
+        by_domain[message.domain] = by_domain.get(message.domain, 0) + 1
+    for domain in list(by_domain):
         free = room("domain", domain)
-        if free <= 0:
-            continue
-        need = min(connections, max(1, math.ceil(len(found) / per_connection)))
-        take = len(found) if need <= free else int(free * per_connection)
-        admitted += found[:take]
-        slots["domain", domain] = int(min(need, free))
-    if admitted and math.isfinite(mailer_room):
-        slots["mailer", mailer] = min(
-            connections, max(1, math.ceil(len(admitted) / per_connection))
-        )
-    chosen = {m.id for m in admitted}
-    return (
-        [m for m in messages if m.id in chosen],
-        [m for m in messages if m.id not in chosen],
-        slots,
-    )
+        if free < 1:
+            del by_domain[domain]
+        elif not math.isinf(free):
+            width = min(width, int(free))
+    admitted = [m for m in messages if m.domain in by_domain]
+    if not admitted:
+        return [], list(messages), {}, 0
+    width = max(1, width)
+    slots: Counts = {("domain", d): need(count, width) for d, count in by_domain.items()}
+    if not math.isinf(mailer_room):
+        slots["mailer", mailer] = need(len(admitted), width)
+    refused = [m for m in messages if m.domain not in by_domain]
+    return admitted, refused, slots, width
 
 
 class LocalCaps:
@@ -134,7 +140,7 @@ class LocalCaps:
         per_connection: float,
     ) -> Admission:
         with self._lock:
-            admitted, refused, slots = plan(
+            admitted, refused, slots, width = plan(
                 mailer,
                 messages,
                 connections,
@@ -142,7 +148,7 @@ class LocalCaps:
                 lambda kind, name: self.cap(kind, name) - self._used[kind, name],
             )
             self._used.update(slots)
-        return admitted, refused, Slots(slots)
+        return admitted, refused, Slots(slots, width=width)
 
     def done(self, slots: Slots) -> None:
         with self._lock:

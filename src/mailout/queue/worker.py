@@ -149,6 +149,11 @@ class Worker:
         self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
+        # Claimed mail whose domain or mailer had no connection slot free: (mailer, messages,
+        # since). It waits here for a slot, under its lease, rather than going back to the
+        # queue to be claimed again (by this worker or another, to find the same cap full).
+        self._waiting: list[tuple[str, list[ClaimedMessage], float]] = []
+        self._patience = max(1.0, self.options.lease / 2)  # then it goes back after all
         self._signalled: int | None = None
         self.totals = _Totals()
         self.started_at = clock()
@@ -243,6 +248,10 @@ class Worker:
             if len(self._inflight) >= self.options.concurrency:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
+            if self._waiting:
+                self._retry_waiting(executor)
+                if len(self._inflight) >= self.options.concurrency:
+                    continue
             busy_domains, busy_mailers = self._caps.busy()
             claimed = self.storage.claim(
                 worker=self.id,
@@ -259,6 +268,9 @@ class Worker:
                 continue
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
+                continue
+            if self._waiting:  # for slots other workers hold: their release wakes us
+                self._sleep(self.options.poll_interval)
                 continue
             due = self.storage.next_due(now=now, exclude_mailers=busy_mailers)
             if once and (due is None or due > now):
@@ -288,20 +300,51 @@ class Worker:
         groups: dict[str, list[ClaimedMessage]] = {}
         for message in claimed:
             groups.setdefault(message.mailer, []).append(message)
+        now = self._clock()
         for mailer, messages in groups.items():
-            connections, per_connection = self._transports.shape(mailer)
-            admitted, refused, slots = self._caps.admit(
-                mailer, messages, connections, per_connection
-            )
-            if refused:  # over a cap: back to the queue, the attempt not counted
-                self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
-            if not admitted:
-                continue
-            future = executor.submit(self._deliver, mailer, admitted, slots)
-            with self._lock:
-                self._inflight[future] = [m.id for m in admitted]
+            self._admit(executor, mailer, messages, since=now)
 
-    def _deliver(self, mailer: str, messages: list[ClaimedMessage], slots: Slots) -> list[Report]:
+    def _admit(
+        self,
+        executor: cf.ThreadPoolExecutor,
+        mailer: str,
+        messages: list[ClaimedMessage],
+        since: float,
+    ) -> None:
+        """Start a delivery of what the caps let go now (narrowed to the slots free); the rest
+        waits for a slot, or, once it has waited ``lease / 2``, goes back to the queue."""
+        connections, per_connection = self._transports.shape(mailer)
+        admitted, refused, slots = self._caps.admit(mailer, messages, connections, per_connection)
+        if refused:
+            if self._clock() - since < self._patience:
+                with self._lock:
+                    self._waiting.append((mailer, refused, since))
+            else:  # back to the queue, the attempt not counted
+                self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
+        if not admitted:
+            return
+        # Narrowed by a cap: parts that each fit the connections free, one after another.
+        part = len(admitted)
+        if 0 < slots.width < connections:
+            part = max(1, int(slots.width * per_connection))
+        future = executor.submit(self._deliver, mailer, admitted, slots, part)
+        with self._lock:
+            self._inflight[future] = [m.id for m in admitted]
+
+    def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
+        """Mail waiting for a slot, first in first out, while a delivery thread is free."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for n, (mailer, messages, since) in enumerate(waiting):
+            if len(self._inflight) >= self.options.concurrency:
+                with self._lock:
+                    self._waiting[:0] = waiting[n:]
+                return
+            self._admit(executor, mailer, messages, since)
+
+    def _deliver(
+        self, mailer: str, messages: list[ClaimedMessage], slots: Slots, part: int
+    ) -> list[Report]:
         try:
             try:
                 transport = self._transports.get(mailer)
@@ -309,7 +352,14 @@ class Worker:
                 log.error("mailer %r cannot be built: %s", mailer, exc)
                 reports = self.deliverer.defer_all(messages, exc)
             else:
-                reports = self.deliverer.deliver(transport, messages)
+                reports = []
+                for start in range(0, len(messages), part):
+                    if start and (self._stop.is_set() or self._signalled is not None):
+                        # Stopping: the parts not started go back, as undelivered claims do.
+                        rest = [m.id for m in messages[start:]]
+                        self.storage.release(rest, worker=self.id, now=self._clock())
+                        break
+                    reports += self.deliverer.deliver(transport, messages[start : start + part])
             self._note_relay_down(mailer, reports)
             with self._lock:
                 self.totals.add(reports)
@@ -351,6 +401,7 @@ class Worker:
     def _info(self) -> WorkerInfo:
         with self._lock:
             in_flight = sum(len(ids) for ids in self._inflight.values())
+            in_flight += sum(len(messages) for _, messages, _ in self._waiting)
             totals = replace(self.totals)
         return WorkerInfo(
             self.id,
@@ -383,6 +434,11 @@ class Worker:
         for future, ids in inflight.items():
             if future.cancel():  # claimed but never started: give it back
                 self.storage.release(ids, worker=self.id, now=self._clock())
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        if waiting:  # claimed, still waiting for a connection slot: give it back
+            ids = [m.id for _, messages, _ in waiting for m in messages]
+            self.storage.release(ids, worker=self.id, now=self._clock())
         executor.shutdown(wait=True)
         for future in inflight:
             if not future.cancelled() and future.exception() is not None:

@@ -77,7 +77,7 @@ class SharedCaps:
             cur.fetchall()
             cur.execute(Q["slots_used"], {"now": now, "keys": keys})
             used = {(str(k), str(n)): int(u) for k, n, u in cur.fetchall()}
-            admitted, refused, counts = plan(
+            admitted, refused, counts, width = plan(
                 mailer,
                 messages,
                 connections,
@@ -94,7 +94,7 @@ class SharedCaps:
                         "until": now + self.lease,
                     },
                 )
-            return admitted, refused, Slots(counts, token)
+            return admitted, refused, Slots(counts, token, width)
 
         return self.storage._book("taking connection slots", take)  # type: ignore[no-any-return]
 
