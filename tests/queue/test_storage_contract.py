@@ -19,6 +19,7 @@ from mailout.queue.models import (
     WorkerInfo,
 )
 from mailout.queue.storage import Storage
+from mailout.queue.storage._claim import CLAIM_WINDOW
 from tests.queue.conftest import T0, new
 
 W1, W2 = "worker-1", "worker-2"
@@ -201,6 +202,22 @@ def test_claim_leaves_excluded_domains(storage: Storage) -> None:
     storage.enqueue([new(1, to=("a@busy.example",)), new(2, to=("b@free.example",))], now=T0)
     claimed = storage.claim(worker=W1, limit=5, lease=30, now=T0, exclude_domains={"busy.example"})
     assert [c.recipients for c in claimed] == [("b@free.example",)]
+
+
+def test_a_claim_leaving_some_out_looks_only_at_the_head_of_the_queue(storage: Storage) -> None:
+    # Ten times the claim's limit of busy mail first: the free mail behind it is not looked for
+    # (that would read the whole queue, claim after claim), the free mail within it is found.
+    busy = [new(n, to=(f"u{n}@busy.example",)) for n in range(CLAIM_WINDOW * 2)]
+    storage.enqueue([*busy, new(900, to=("a@free.example",))], now=T0)
+    storage.enqueue([new(901, to=("b@free.example",))], now=T0 + 1)
+    claim = {"worker": W1, "limit": 2, "lease": 30, "now": T0 + 1}
+    assert storage.claim(**claim, exclude_domains={"busy.example"}) == []
+    assert storage.claim(**claim, exclude_mailers={"default"}) == []
+    first = storage.claim(**claim)  # nothing left out: the head of the queue, busy or not
+    assert [c.recipients[0] for c in first] == ["u0@busy.example", "u1@busy.example"]
+    # Two claimed: the window (the 20 due messages oldest first) now reaches both free ones.
+    claimed = storage.claim(**claim, exclude_domains={"busy.example"})
+    assert [c.recipients for c in claimed] == [("a@free.example",), ("b@free.example",)]
 
 
 # -- leases ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from mailout.queue.models import (
     WorkerInfo,
 )
 from mailout.queue.sql import load
-from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
+from mailout.queue.storage._claim import CLAIM_WINDOW, apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._pgrows import claimed
 from mailout.queue.storage._rows import bucket_params, events_for, summary_from_row
 
@@ -169,9 +169,11 @@ def claim_messages(
         "skip_domains": sorted(exclude_domains),
         "now": now,
         "limit": limit,
+        "window": CLAIM_WINDOW * limit,
     }
     # Every state and priority in one query, read in the order pick_fairly asks for them.
-    cur.execute(Q["candidates"], params)
+    excluding = params["skip_mailers"] or params["skip_domains"]
+    cur.execute(Q["candidates_excluding" if excluding else "candidates"], params)
     found: dict[tuple[str, int], builtins.list[tuple[int, str]]] = {}
     for id_, mailer, state_, priority_ in cur.fetchall():
         found.setdefault((str(state_), int(priority_)), []).append((int(id_), str(mailer)))

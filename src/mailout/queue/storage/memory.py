@@ -33,7 +33,7 @@ from mailout.queue.models import (
     domain_of,
 )
 from mailout.queue.storage import Storage
-from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
+from mailout.queue.storage._claim import CLAIM_WINDOW, apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._rows import events_for
 
 __all__ = ["MemoryStorage"]
@@ -189,13 +189,15 @@ class MemoryStorage(Storage):
                 due = [
                     r
                     for r in self._rows.values()
-                    if r.state is state
-                    and r.priority is priority
-                    and r.due_at <= now
-                    and r.mailer not in skip
-                    and domain_of(r.recipients[0]) not in domains
+                    if r.state is state and r.priority is priority and r.due_at <= now
                 ]
                 due.sort(key=lambda r: (r.due_at, r.id))
+                if skip or domains:  # as the SQL storages: the first window's others only
+                    due = [
+                        r
+                        for r in due[: CLAIM_WINDOW * limit]
+                        if r.mailer not in skip and domain_of(r.recipients[0]) not in domains
+                    ]
                 return [(r.id, r.mailer) for r in due[:count]]
 
             ids, changed = apply_limits(pick_fairly(candidates, limit), limits, self._buckets, now)

@@ -37,7 +37,7 @@ from mailout.queue.models import (
 )
 from mailout.queue.sql import load
 from mailout.queue.storage import Storage
-from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
+from mailout.queue.storage._claim import CLAIM_WINDOW, apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._operations import NamedOperations
 from mailout.queue.storage._rows import (
     bucket_params,
@@ -169,15 +169,18 @@ class SQLiteStorage(NamedOperations, Storage):
         limits = limits or {}
         with self._write("claiming messages") as db:
             buckets = self._buckets(db) if limits else {}
+            skip_mailers = [*exhausted(limits, buckets, now), *exclude_mailers]
             skip = {
-                "skip_mailers": json.dumps([*exhausted(limits, buckets, now), *exclude_mailers]),
+                "skip_mailers": json.dumps(skip_mailers),
                 "skip_domains": json.dumps(sorted(exclude_domains)),
                 "now": now,
+                "window": CLAIM_WINDOW * limit,
             }
+            query = Q["candidates_excluding" if skip_mailers or exclude_domains else "candidates"]
 
             def candidates(state: State, priority: Priority, count: int) -> list[tuple[int, str]]:
                 params = {**skip, "state": str(state), "priority": int(priority), "limit": count}
-                return [(int(i), str(m)) for i, m in db.execute(Q["candidates"], params)]
+                return [(int(i), str(m)) for i, m in db.execute(query, params)]
 
             ids, changed = apply_limits(pick_fairly(candidates, limit), limits, buckets, now)
             for name, bucket in changed.items():

@@ -106,6 +106,77 @@ UNION ALL
     ) AS d2
 ) AS deferred LIMIT %(limit)s);
 
+-- The same, when the worker leaves some mailers or domains out (at their connection cap, out
+-- of tokens): only the first `window` due messages of each state and priority are looked at
+-- for the others' mail. Filtering the whole range instead read every queued row when one big
+-- domain was at its cap (87 000 rows, 90 ms, for a claim that found nothing), again and again.
+-- name: candidates_excluding
+(SELECT * FROM (
+    SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE id IN (
+            SELECT id FROM mailout_queue_message
+            WHERE state = 'queued' AND priority = 0 AND due_at <= %(now)s
+            ORDER BY due_at, id LIMIT %(window)s
+        ) AND state = 'queued'
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS q0
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE id IN (
+            SELECT id FROM mailout_queue_message
+            WHERE state = 'queued' AND priority = 1 AND due_at <= %(now)s
+            ORDER BY due_at, id LIMIT %(window)s
+        ) AND state = 'queued'
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS q1
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE id IN (
+            SELECT id FROM mailout_queue_message
+            WHERE state = 'queued' AND priority = 2 AND due_at <= %(now)s
+            ORDER BY due_at, id LIMIT %(window)s
+        ) AND state = 'queued'
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS q2
+) AS queued LIMIT %(limit)s)
+UNION ALL
+(SELECT * FROM (
+    SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE id IN (
+            SELECT id FROM mailout_queue_message
+            WHERE state = 'deferred' AND priority = 0 AND due_at <= %(now)s
+            ORDER BY due_at, id LIMIT %(window)s
+        ) AND state = 'deferred'
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS d0
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE id IN (
+            SELECT id FROM mailout_queue_message
+            WHERE state = 'deferred' AND priority = 1 AND due_at <= %(now)s
+            ORDER BY due_at, id LIMIT %(window)s
+        ) AND state = 'deferred'
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS d1
+    UNION ALL SELECT * FROM (
+        SELECT id, mailer, state, priority FROM mailout_queue_message
+        WHERE id IN (
+            SELECT id FROM mailout_queue_message
+            WHERE state = 'deferred' AND priority = 2 AND due_at <= %(now)s
+            ORDER BY due_at, id LIMIT %(window)s
+        ) AND state = 'deferred'
+          AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
+        ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) AS d2
+) AS deferred LIMIT %(limit)s);
+
 -- The claimed rows come back with their bodies, in one round trip. By id, as `record`.
 -- name: claim
 UPDATE mailout_queue_message AS m

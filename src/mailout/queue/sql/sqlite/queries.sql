@@ -39,6 +39,20 @@ WHERE state = :state AND priority = :priority AND due_at <= :now
 ORDER BY due_at, id
 LIMIT :limit;
 
+-- The same when the worker leaves some out: only the first `window` due messages are looked at
+-- for the others' mail, not every queued row while one big domain is at its cap.
+-- name: candidates_excluding
+SELECT id, mailer FROM (
+    SELECT id, mailer, domain, due_at FROM mailout_queue_message
+    WHERE state = :state AND priority = :priority AND due_at <= :now
+    ORDER BY due_at, id
+    LIMIT :window
+)
+WHERE mailer NOT IN (SELECT value FROM json_each(:skip_mailers))
+  AND domain NOT IN (SELECT value FROM json_each(:skip_domains))
+ORDER BY due_at, id
+LIMIT :limit;
+
 -- name: claim
 UPDATE mailout_queue_message NOT INDEXED
 SET state = 'sending', lease_owner = :worker, lease_until = :until,
