@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 from collections import Counter
 
 import pytest
 
 import mailout
 from mailout._units import Rate
+from mailout.exceptions import StorageError
 from mailout.queue import Hooks, Limit, Queue, Report, RetryPolicy, Worker, WorkerOptions
 from tests.queue import backends
 from tests.queue.conftest import T0, Clock
-from tests.queue.helpers import Recorder, drain, states
+from tests.queue.helpers import Recorder, drain, make_worker, states
 from tests.servers.sink import SinkServer
 
 
@@ -109,3 +111,49 @@ def test_a_delivery_over_the_domain_cap_goes_narrower_not_back_to_the_queue(
     assert released == []
     if concurrency == 1:
         assert sink.connections == 2  # not the pool's 4: the two slots' worth, reused
+
+
+def test_mail_waiting_for_a_slot_goes_back_after_half_the_lease(clock: Clock) -> None:
+    # Whatever the delivery threads are doing: the loop gives stale waiting mail back first.
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "mailout.backends.locmem.EmailBackend"}
+    )
+    queue = Queue(clock=clock)
+    queue.enqueue(messages(3))
+    worker = make_worker(queue.storage, clock, lease=10.0)
+    claimed = queue.storage.claim(worker=worker.id, limit=3, lease=10, now=clock.now)
+    worker._waiting = [("default", claimed[:2], clock.now), ("default", claimed[2:], clock.now + 3)]
+    clock.advance(4.9)
+    worker._give_back_stale()
+    assert states(queue) == {"sending": 3}
+    clock.advance(0.2)  # the first two waited 5.1 s: half the lease
+    worker._give_back_stale()
+    assert states(queue) == {"queued": 2, "sending": 1}
+    assert [m.id for _, waiting, _ in worker._waiting for m in waiting] == [claimed[2].id]
+
+
+def test_a_stopping_worker_gives_back_what_waits_even_if_the_store_fails(clock: Clock) -> None:
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "mailout.backends.locmem.EmailBackend"}
+    )
+    queue = Queue(clock=clock)
+    queue.enqueue(messages(2))
+    worker = make_worker(queue.storage, clock)
+    claimed = queue.storage.claim(worker=worker.id, limit=2, lease=60, now=clock.now)
+    worker._waiting = [("default", claimed[:1], clock.now), ("default", claimed[1:], clock.now)]
+    release = queue.storage.release
+    calls: list[list[int]] = []
+
+    def failing_once(ids: list[int], *, worker: str, now: float) -> int:
+        calls.append(list(ids))
+        if len(calls) == 1:
+            raise StorageError("queue database: the server went away")
+        return release(ids, worker=worker, now=now)
+
+    queue.storage.release = failing_once  # type: ignore[method-assign]
+    with cf.ThreadPoolExecutor(1) as executor:
+        assert worker._finish(executor) == 0  # the failure is logged, not raised out of run()
+    assert calls == [[claimed[0].id], [claimed[1].id]]
+    # The one whose release failed comes back when its lease expires; the other is back now.
+    assert states(queue) == {"queued": 1, "sending": 1}
+    assert queue.storage.get(claimed[1].id).summary.state == "queued"

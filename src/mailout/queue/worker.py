@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import math
 import os
 import random
 import signal
@@ -245,6 +246,7 @@ class Worker:
                 if released:
                     self.reporter.event("leases-expired", level=logging.WARNING, count=released)
                 next_expiry = now + max(0.5, min(self.options.lease / 2, 30.0))
+            self._give_back_stale()
             if len(self._inflight) >= self.options.concurrency:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
@@ -325,7 +327,7 @@ class Worker:
             return
         # Narrowed by a cap: parts that each fit the connections free, one after another.
         part = len(admitted)
-        if 0 < slots.width < connections:
+        if 0 < slots.width < connections and not math.isinf(per_connection):
             part = max(1, int(slots.width * per_connection))
         future = executor.submit(self._deliver, mailer, admitted, slots, part)
         with self._lock:
@@ -335,12 +337,26 @@ class Worker:
         """Mail waiting for a slot, first in first out, while a delivery thread is free."""
         with self._lock:
             waiting, self._waiting = self._waiting, []
-        for n, (mailer, messages, since) in enumerate(waiting):
-            if len(self._inflight) >= self.options.concurrency:
-                with self._lock:
-                    self._waiting[:0] = waiting[n:]
-                return
-            self._admit(executor, mailer, messages, since)
+        n = 0
+        try:
+            while n < len(waiting) and len(self._inflight) < self.options.concurrency:
+                mailer, messages, since = waiting[n]
+                self._admit(executor, mailer, messages, since)
+                n += 1
+        finally:  # those not tried (or the one that raised): still waiting, still ours
+            with self._lock:
+                self._waiting[:0] = waiting[n:]
+
+    def _give_back_stale(self) -> None:
+        """Mail that waited ``lease / 2`` for a slot goes back to the queue, even while every
+        delivery thread is busy (a narrowed delivery may take minutes)."""
+        now = self._clock()
+        with self._lock:
+            stale = [w for w in self._waiting if now - w[2] >= self._patience]
+            self._waiting = [w for w in self._waiting if now - w[2] < self._patience]
+        if stale:
+            ids = [m.id for _, messages, _ in stale for m in messages]
+            self.storage.release(ids, worker=self.id, now=now)
 
     def _deliver(
         self, mailer: str, messages: list[ClaimedMessage], slots: Slots, part: int
@@ -431,14 +447,17 @@ class Worker:
         status = 0
         with self._lock:
             inflight = dict(self._inflight)
-        for future, ids in inflight.items():
-            if future.cancel():  # claimed but never started: give it back
-                self.storage.release(ids, worker=self.id, now=self._clock())
+        # Claimed but never started, or still waiting for a connection slot: given back. (If
+        # the store is what failed, they come back when their leases expire instead.)
+        unstarted = [ids for future, ids in inflight.items() if future.cancel()]
         with self._lock:
             waiting, self._waiting = self._waiting, []
-        if waiting:  # claimed, still waiting for a connection slot: give it back
-            ids = [m.id for _, messages, _ in waiting for m in messages]
-            self.storage.release(ids, worker=self.id, now=self._clock())
+        unstarted += [[m.id for m in messages] for _, messages, _ in waiting]
+        for ids in unstarted:
+            try:
+                self.storage.release(ids, worker=self.id, now=self._clock())
+            except Exception as error:
+                log.warning("could not give back %d claimed messages: %s", len(ids), error)
         executor.shutdown(wait=True)
         for future in inflight:
             if not future.cancelled() and future.exception() is not None:

@@ -6,21 +6,52 @@ and runs these functions inside its claim transaction.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from itertools import zip_longest
-from typing import Final
+from typing import Final, TypeVar
 
 from mailout.queue.limits import Bucket, Limit, limit_for, take
 from mailout.queue.models import Priority, State
 
-__all__ = ["CLAIM_WINDOW", "apply_limits", "exhausted", "pick_fairly"]
+__all__ = ["CLAIM_WINDOW", "Widening", "apply_limits", "exhausted", "pick_fairly"]
 
 #: A claim that leaves some mailers or domains out (at their connection cap, out of tokens)
 #: looks for the others' mail among the first ``CLAIM_WINDOW x limit`` due messages of each
-#: state and priority, not the whole queue: filtering every queued row, while one big domain
-#: was at its cap, cost PostgreSQL 90 ms a claim at 100 000 queued (and more with more).
-CLAIM_WINDOW: Final = 10
+#: state and priority first: filtering every queued row, while one big domain was at its cap,
+#: cost PostgreSQL 90 ms a claim at 100 000 queued (and more with more), claim after claim.
+CLAIM_WINDOW: Final = 2
+
+
+class Widening:
+    """When such a claim finds less than it asked for in its window, it looks at the whole
+    queue, so that mail behind a long run of left-out mail (a mailer out of its daily quota,
+    a slow domain at its cap) still goes; but a look at the whole queue may read every queued
+    row, so it is rationed: after one that took ``t`` seconds, the next comes ``max(FLOOR,
+    t / SHARE)`` seconds later (about 2 % of one claimer's time at most)."""
+
+    FLOOR: Final = 5.0
+    SHARE: Final = 0.02
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next = 0.0
+
+    def allowed(self) -> bool:
+        return self._clock() >= self._next
+
+    def timed(self, look: Callable[[], _T]) -> _T:
+        """Run ``look`` (a look at the whole queue) and ration the next one by its time."""
+        started = self._clock()
+        try:
+            return look()
+        finally:
+            took = self._clock() - started
+            self._next = self._clock() + max(self.FLOOR, took / self.SHARE)
+
+
+_T = TypeVar("_T")
 
 #: (state, priority, how many) -> [(id, mailer), ...] in due order
 Candidates = Callable[[State, Priority, int], list[tuple[int, str]]]

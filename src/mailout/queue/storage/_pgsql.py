@@ -30,7 +30,13 @@ from mailout.queue.models import (
     WorkerInfo,
 )
 from mailout.queue.sql import load
-from mailout.queue.storage._claim import CLAIM_WINDOW, apply_limits, exhausted, pick_fairly
+from mailout.queue.storage._claim import (
+    CLAIM_WINDOW,
+    Widening,
+    apply_limits,
+    exhausted,
+    pick_fairly,
+)
 from mailout.queue.storage._pgrows import claimed
 from mailout.queue.storage._rows import bucket_params, events_for, summary_from_row
 
@@ -159,6 +165,7 @@ def claim_messages(
     exclude_mailers: Collection[str],
     *,
     where: str,
+    widening: Widening | None = None,
 ) -> builtins.list[ClaimedMessage]:
     buckets: dict[str, Bucket] = {}
     if limits:  # one limited claim at a time, cluster-wide: no token is spent twice
@@ -174,8 +181,16 @@ def claim_messages(
     # Every state and priority in one query, read in the order pick_fairly asks for them.
     excluding = params["skip_mailers"] or params["skip_domains"]
     cur.execute(Q["candidates_excluding" if excluding else "candidates"], params)
+    rows = cur.fetchall()
+    if excluding and len(rows) < limit and widening is not None and widening.allowed():
+
+        def whole_queue() -> builtins.list[Any]:  # the rows the window found again, and more
+            cur.execute(Q["candidates"], params)
+            return builtins.list(cur.fetchall())
+
+        rows = widening.timed(whole_queue)
     found: dict[tuple[str, int], builtins.list[tuple[int, str]]] = {}
-    for id_, mailer, state_, priority_ in cur.fetchall():
+    for id_, mailer, state_, priority_ in rows:
         found.setdefault((str(state_), int(priority_)), []).append((int(id_), str(mailer)))
 
     def candidates(state: State, priority: Priority, count: int) -> builtins.list[tuple[int, str]]:

@@ -33,7 +33,7 @@ from mailout.queue.models import (
     domain_of,
 )
 from mailout.queue.storage import Storage
-from mailout.queue.storage._claim import CLAIM_WINDOW, apply_limits, exhausted, pick_fairly
+from mailout.queue.storage._claim import apply_limits, exhausted, pick_fairly
 from mailout.queue.storage._rows import events_for
 
 __all__ = ["MemoryStorage"]
@@ -186,18 +186,16 @@ class MemoryStorage(Storage):
             domains = set(exclude_domains)
 
             def candidates(state: State, priority: Priority, count: int) -> list[tuple[int, str]]:
-                due = [
+                due = [  # the whole queue, always: no window to save reads in memory
                     r
                     for r in self._rows.values()
-                    if r.state is state and r.priority is priority and r.due_at <= now
+                    if r.state is state
+                    and r.priority is priority
+                    and r.due_at <= now
+                    and r.mailer not in skip
+                    and domain_of(r.recipients[0]) not in domains
                 ]
                 due.sort(key=lambda r: (r.due_at, r.id))
-                if skip or domains:  # as the SQL storages: the first window's others only
-                    due = [
-                        r
-                        for r in due[: CLAIM_WINDOW * limit]
-                        if r.mailer not in skip and domain_of(r.recipients[0]) not in domains
-                    ]
                 return [(r.id, r.mailer) for r in due[:count]]
 
             ids, changed = apply_limits(pick_fairly(candidates, limit), limits, self._buckets, now)

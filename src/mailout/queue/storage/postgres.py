@@ -44,6 +44,7 @@ from mailout.queue.models import (
     WorkerInfo,
 )
 from mailout.queue.storage import Storage
+from mailout.queue.storage._claim import Widening
 from mailout.queue.storage._operations import NamedOperations
 from mailout.queue.storage._pgbound import BoundStorage
 from mailout.queue.storage._pgcaps import SharedCaps
@@ -107,6 +108,7 @@ class PostgresStorage(NamedOperations, Storage):
         self._held: dict[str, set[int]] = {}
         self._held_lock = threading.Lock()
         self._listeners: builtins.list[Listener] = []
+        self._widening = Widening()
         try:
             if check_schema:
                 self._check_schema()
@@ -219,7 +221,7 @@ class PostgresStorage(NamedOperations, Storage):
         def take(cur: Any) -> builtins.list[ClaimedMessage]:
             return claim_messages(
                 cur, worker, limit, lease, now, limits or {}, exclude_domains, exclude_mailers,
-                where=self.name,
+                where=self.name, widening=self._widening,
             )  # fmt: skip
 
         claimed: builtins.list[ClaimedMessage] = self._book("claiming messages", take)

@@ -37,7 +37,14 @@ from mailout.queue.models import (
 )
 from mailout.queue.sql import load
 from mailout.queue.storage import Storage
-from mailout.queue.storage._claim import CLAIM_WINDOW, apply_limits, exhausted, pick_fairly
+from mailout.queue.storage._claim import (
+    CLAIM_WINDOW,
+    Candidates,
+    Widening,
+    apply_limits,
+    exhausted,
+    pick_fairly,
+)
 from mailout.queue.storage._operations import NamedOperations
 from mailout.queue.storage._rows import (
     bucket_params,
@@ -69,6 +76,7 @@ class SQLiteStorage(NamedOperations, Storage):
                 "the queue needs 3.35 or newer"
             )
         self._lock = threading.RLock()
+        self._widening = Widening()
         with self._errors("open"):
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -176,13 +184,13 @@ class SQLiteStorage(NamedOperations, Storage):
                 "now": now,
                 "window": CLAIM_WINDOW * limit,
             }
-            query = Q["candidates_excluding" if skip_mailers or exclude_domains else "candidates"]
-
-            def candidates(state: State, priority: Priority, count: int) -> list[tuple[int, str]]:
-                params = {**skip, "state": str(state), "priority": int(priority), "limit": count}
-                return [(int(i), str(m)) for i, m in db.execute(query, params)]
-
-            ids, changed = apply_limits(pick_fairly(candidates, limit), limits, buckets, now)
+            excluding = bool(skip_mailers or exclude_domains)
+            query = "candidates_excluding" if excluding else "candidates"
+            picked = pick_fairly(_candidates(db, Q[query], skip), limit)
+            if excluding and len(picked) < limit and self._widening.allowed():
+                whole = _candidates(db, Q["candidates"], skip)
+                picked = self._widening.timed(lambda: pick_fairly(whole, limit))
+            ids, changed = apply_limits(picked, limits, buckets, now)
             for name, bucket in changed.items():
                 db.execute(Q["save_bucket"], {"name": name, **bucket_params(bucket)})
             if not ids:
@@ -380,3 +388,13 @@ def delete(db: sqlite3.Connection, ids: Sequence[int]) -> int:
 
 def vars_of(event: Event) -> dict[str, Any]:
     return {name: getattr(event, name) for name in Event.__dataclass_fields__}
+
+
+def _candidates(db: sqlite3.Connection, query: str, skip: Mapping[str, Any]) -> Candidates:
+    """Due messages of one state and priority, by ``query`` (a window, or the whole queue)."""
+
+    def candidates(state: State, priority: Priority, count: int) -> list[tuple[int, str]]:
+        params = {**skip, "state": str(state), "priority": int(priority), "limit": count}
+        return [(int(i), str(m)) for i, m in db.execute(query, params)]
+
+    return candidates

@@ -107,9 +107,12 @@ UNION ALL
 ) AS deferred LIMIT %(limit)s);
 
 -- The same, when the worker leaves some mailers or domains out (at their connection cap, out
--- of tokens): only the first `window` due messages of each state and priority are looked at
--- for the others' mail. Filtering the whole range instead read every queued row when one big
--- domain was at its cap (87 000 rows, 90 ms, for a claim that found nothing), again and again.
+-- of tokens): first only the first `window` due messages of each state and priority are looked
+-- at for the others' mail (filtering the whole range read every queued row when one big domain
+-- was at its cap: 87 000 rows, 90 ms, for a claim that found nothing, again and again); the
+-- whole range only now and then (storage/_claim.py: Widening). The locked row's state, priority
+-- and due time are compared again (a worker may have changed it since this snapshot), inside
+-- IS TRUE so that the planner does not walk the due index for them (the whole range again).
 -- name: candidates_excluding
 (SELECT * FROM (
     SELECT * FROM (
@@ -118,7 +121,7 @@ UNION ALL
             SELECT id FROM mailout_queue_message
             WHERE state = 'queued' AND priority = 0 AND due_at <= %(now)s
             ORDER BY due_at, id LIMIT %(window)s
-        ) AND state = 'queued'
+        ) AND (state = 'queued' AND priority = 0 AND due_at <= %(now)s) IS TRUE
           AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
         ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
     ) AS q0
@@ -128,7 +131,7 @@ UNION ALL
             SELECT id FROM mailout_queue_message
             WHERE state = 'queued' AND priority = 1 AND due_at <= %(now)s
             ORDER BY due_at, id LIMIT %(window)s
-        ) AND state = 'queued'
+        ) AND (state = 'queued' AND priority = 1 AND due_at <= %(now)s) IS TRUE
           AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
         ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
     ) AS q1
@@ -138,7 +141,7 @@ UNION ALL
             SELECT id FROM mailout_queue_message
             WHERE state = 'queued' AND priority = 2 AND due_at <= %(now)s
             ORDER BY due_at, id LIMIT %(window)s
-        ) AND state = 'queued'
+        ) AND (state = 'queued' AND priority = 2 AND due_at <= %(now)s) IS TRUE
           AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
         ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
     ) AS q2
@@ -151,7 +154,7 @@ UNION ALL
             SELECT id FROM mailout_queue_message
             WHERE state = 'deferred' AND priority = 0 AND due_at <= %(now)s
             ORDER BY due_at, id LIMIT %(window)s
-        ) AND state = 'deferred'
+        ) AND (state = 'deferred' AND priority = 0 AND due_at <= %(now)s) IS TRUE
           AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
         ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
     ) AS d0
@@ -161,7 +164,7 @@ UNION ALL
             SELECT id FROM mailout_queue_message
             WHERE state = 'deferred' AND priority = 1 AND due_at <= %(now)s
             ORDER BY due_at, id LIMIT %(window)s
-        ) AND state = 'deferred'
+        ) AND (state = 'deferred' AND priority = 1 AND due_at <= %(now)s) IS TRUE
           AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
         ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
     ) AS d1
@@ -171,7 +174,7 @@ UNION ALL
             SELECT id FROM mailout_queue_message
             WHERE state = 'deferred' AND priority = 2 AND due_at <= %(now)s
             ORDER BY due_at, id LIMIT %(window)s
-        ) AND state = 'deferred'
+        ) AND (state = 'deferred' AND priority = 2 AND due_at <= %(now)s) IS TRUE
           AND mailer <> ALL(%(skip_mailers)s::text[]) AND domain <> ALL(%(skip_domains)s::text[])
         ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
     ) AS d2

@@ -1,0 +1,81 @@
+"""A claim that leaves mail out looks in a window first, and at the whole queue only rarely.
+
+SQLite and PostgreSQL (the memory store always looks at the whole queue): with some mailers or
+domains left out, a claim first looks among the first ``CLAIM_WINDOW x limit`` due messages;
+if it finds less than it asked for, it looks at the whole queue, but after such a look that
+took ``t`` seconds, not again for ``max(Widening.FLOOR, t / Widening.SHARE)`` seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailout.queue.storage import Storage
+from mailout.queue.storage._claim import CLAIM_WINDOW, Widening
+from tests.queue.conftest import STORAGES, T0, new
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Storage, Clock]]:
+    clock = Clock()
+    with STORAGES[request.param](tmp_path) as storage:
+        storage._widening = Widening(clock)  # type: ignore[attr-defined]
+        yield storage, clock
+
+
+def test_the_whole_queue_is_looked_at_now_and_then(store: tuple[Storage, Clock]) -> None:
+    storage, clock = store
+    busy = [new(n, to=(f"u{n}@busy.example",)) for n in range(CLAIM_WINDOW * 2 + 5)]
+    storage.enqueue([*busy, new(900, to=("a@free.example",))], now=T0)
+    storage.enqueue([new(901, to=("b@free.example",))], now=T0 + 1)
+    claim = {"worker": "w", "limit": 1, "lease": 30, "now": T0 + 1}
+    out = {"busy.example"}
+    # The window (the first two due) is all busy mail: the whole queue is looked at.
+    assert [c.recipients[0] for c in storage.claim(**claim, exclude_domains=out)] == [
+        "a@free.example"
+    ]
+    # Looked at just now: only the window, which finds nothing, until the floor has passed.
+    assert storage.claim(**claim, exclude_domains=out) == []
+    clock.now += Widening.FLOOR - 0.5
+    assert storage.claim(**claim, exclude_domains=out) == []
+    clock.now += 1.0
+    assert [c.recipients[0] for c in storage.claim(**claim, exclude_domains=out)] == [
+        "b@free.example"
+    ]
+
+
+def test_a_window_with_enough_is_all_a_claim_reads(store: tuple[Storage, Clock]) -> None:
+    storage, _ = store
+    storage.enqueue(
+        [new(1, to=("a@busy.example",)), new(2, to=("b@free.example",)), new(3)], now=T0
+    )
+    claimed = storage.claim(worker="w", limit=1, lease=30, now=T0, exclude_domains={"busy.example"})
+    assert [c.recipients[0] for c in claimed] == ["b@free.example"]
+    assert storage._widening.allowed()  # type: ignore[attr-defined]  # not spent: not used
+
+
+def test_widening_is_rationed_by_the_time_it_took() -> None:
+    clock = Clock()
+    widening = Widening(clock)
+    assert widening.allowed()
+
+    def slow_look() -> str:
+        clock.now += 0.5  # half a second reading the whole queue
+        return "found"
+
+    assert widening.timed(slow_look) == "found"
+    clock.now += 0.5 / Widening.SHARE - 0.1
+    assert not widening.allowed()
+    clock.now += 0.2
+    assert widening.allowed()
