@@ -22,7 +22,8 @@ Each drain prints the CPU time of the workers (or of this process, sending direc
 sink, of PostgreSQL's backends serving the workers and of PostgreSQL's own processes (WAL
 writer, autovacuum, ...), per message and as a share of the machine's cores, and how busy the
 machine was (the rest is other processes: the machine is shared). ``--worker-args "--batch
-500"`` passes options to every worker.
+500"`` passes options to every worker; ``--four-args "--concurrency 1"`` to the four workers
+only (each worker of several on one machine needs less concurrency of its own: README).
 
 Targets (issue 10): four workers >= 1.5 x one worker and >= 80 % of direct pooled sending;
 enqueue >= 10 000 a second in batches.
@@ -251,6 +252,12 @@ def main() -> None:
         default=[],
         help='options for every worker, e.g. "--batch 500" (default: none, the settings)',
     )
+    parser.add_argument(
+        "--four-args",
+        type=str.split,
+        default=None,
+        help='options for the four workers only (default: --worker-args), e.g. "--concurrency 1"',
+    )
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
     if "enqueue" not in args.skip:
@@ -269,9 +276,11 @@ def main() -> None:
             )
             one = bench_workers(args.server, sink, args.messages, 1, args.worker_args)
             print(f"  one worker {one:,.0f} a second", flush=True)
-            four = bench_workers(args.server, sink, args.messages, 4, args.worker_args)
+            four_args = args.worker_args if args.four_args is None else args.four_args
+            four = bench_workers(args.server, sink, args.messages, 4, four_args)
             print(
-                f"  four workers {four:,.0f} a second: {four / one:.2f} x one worker, "
+                f"  four workers{' (' + ' '.join(four_args) + ')' if four_args else ''} "
+                f"{four:,.0f} a second: {four / one:.2f} x one worker, "
                 f"{four / direct:.0%} of direct pooled",
                 flush=True,
             )
