@@ -34,18 +34,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Stor
         yield storage, clock
 
 
-def test_the_whole_queue_is_looked_at_now_and_then(store: tuple[Storage, Clock]) -> None:
+def test_a_look_at_the_whole_queue_that_comes_back_short_is_rationed(
+    store: tuple[Storage, Clock],
+) -> None:
     storage, clock = store
     busy = [new(n, to=(f"u{n}@busy.example",)) for n in range(CLAIM_WINDOW * 2 + 5)]
     storage.enqueue([*busy, new(900, to=("a@free.example",))], now=T0)
-    storage.enqueue([new(901, to=("b@free.example",))], now=T0 + 1)
-    claim = {"worker": "w", "limit": 1, "lease": 30, "now": T0 + 1}
+    claim = {"worker": "w", "limit": 2, "lease": 30, "now": T0 + 1}
     out = {"busy.example"}
-    # The window (the first two due) is all busy mail: the whole queue is looked at.
+    # The window (the first four due) is all busy mail: the whole queue is looked at; it
+    # finds one of the two asked for.
     assert [c.recipients[0] for c in storage.claim(**claim, exclude_domains=out)] == [
         "a@free.example"
     ]
-    # Looked at just now: only the window, which finds nothing, until the floor has passed.
+    storage.enqueue([new(901, to=("b@free.example",))], now=T0)
+    # Looked at just now and came back short: only the window, until the floor has passed.
     assert storage.claim(**claim, exclude_domains=out) == []
     clock.now += Widening.FLOOR - 0.5
     assert storage.claim(**claim, exclude_domains=out) == []
@@ -53,6 +56,18 @@ def test_the_whole_queue_is_looked_at_now_and_then(store: tuple[Storage, Clock])
     assert [c.recipients[0] for c in storage.claim(**claim, exclude_domains=out)] == [
         "b@free.example"
     ]
+
+
+def test_mail_behind_the_window_keeps_flowing_while_looks_find_full_batches(
+    store: tuple[Storage, Clock],
+) -> None:
+    storage, _ = store
+    busy = [new(n, to=(f"u{n}@busy.example",)) for n in range(CLAIM_WINDOW * 2 + 5)]
+    free = [new(900 + n, to=(f"f{n}@free.example",)) for n in range(5)]
+    storage.enqueue([*busy, *free], now=T0)
+    claim = {"worker": "w", "limit": 2, "lease": 30, "now": T0 + 1}
+    found = [storage.claim(**claim, exclude_domains={"busy.example"}) for _ in range(3)]
+    assert [len(batch) for batch in found] == [2, 2, 1]  # no waiting between full batches
 
 
 def test_a_window_with_enough_is_all_a_claim_reads(store: tuple[Storage, Clock]) -> None:
@@ -74,8 +89,10 @@ def test_widening_is_rationed_by_the_time_it_took() -> None:
         clock.now += 0.5  # half a second reading the whole queue
         return "found"
 
-    assert widening.timed(slow_look) == "found"
+    assert widening.look(slow_look, enough=10) == "found"  # 5 found, 10 asked: short
     clock.now += 0.5 / Widening.SHARE - 0.1
     assert not widening.allowed()
     clock.now += 0.2
+    assert widening.allowed()
+    assert widening.look(slow_look, enough=5) == "found"  # enough: the next may come at once
     assert widening.allowed()

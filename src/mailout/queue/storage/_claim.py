@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from itertools import zip_longest
 from typing import Final, TypeVar
 
@@ -16,6 +16,8 @@ from mailout.queue.limits import Bucket, Limit, limit_for, take
 from mailout.queue.models import Priority, State
 
 __all__ = ["CLAIM_WINDOW", "Widening", "apply_limits", "exhausted", "pick_fairly"]
+
+_Found = TypeVar("_Found", bound=Sized)
 
 #: A claim that leaves some mailers or domains out (at their connection cap, out of tokens)
 #: looks for the others' mail among the first ``CLAIM_WINDOW x limit`` due messages of each
@@ -27,9 +29,11 @@ CLAIM_WINDOW: Final = 2
 class Widening:
     """When such a claim finds less than it asked for in its window, it looks at the whole
     queue, so that mail behind a long run of left-out mail (a mailer out of its daily quota,
-    a slow domain at its cap) still goes; but a look at the whole queue may read every queued
-    row, so it is rationed: after one that took ``t`` seconds, the next comes ``max(FLOOR,
-    t / SHARE)`` seconds later (about 2 % of one claimer's time at most)."""
+    a slow domain at its cap) still goes. A look that finds a full batch leaves the next claim
+    free to look again (that mail keeps flowing at full speed); one that comes back short may
+    have read every queued row for little, so it is rationed: after one that took ``t``
+    seconds, the next comes ``max(FLOOR, t / SHARE)`` seconds later (2 % of one claimer's
+    time at most)."""
 
     FLOOR: Final = 5.0
     SHARE: Final = 0.02
@@ -41,17 +45,21 @@ class Widening:
     def allowed(self) -> bool:
         return self._clock() >= self._next
 
-    def timed(self, look: Callable[[], _T]) -> _T:
-        """Run ``look`` (a look at the whole queue) and ration the next one by its time."""
+    def look(self, find: Callable[[], _Found], *, enough: int) -> _Found:
+        """Run ``find`` (a look at the whole queue); unless it found ``enough``, ration the
+        next look by the time this one took."""
         started = self._clock()
+        found = None
         try:
-            return look()
+            found = find()
+            return found
         finally:
-            took = self._clock() - started
-            self._next = self._clock() + max(self.FLOOR, took / self.SHARE)
+            if found is None or len(found) < enough:
+                took = self._clock() - started
+                self._next = self._clock() + max(self.FLOOR, took / self.SHARE)
+            else:
+                self._next = 0.0
 
-
-_T = TypeVar("_T")
 
 #: (state, priority, how many) -> [(id, mailer), ...] in due order
 Candidates = Callable[[State, Priority, int], list[tuple[int, str]]]

@@ -188,7 +188,7 @@ def claim_messages(
             cur.execute(Q["candidates"], params)
             return builtins.list(cur.fetchall())
 
-        rows = widening.timed(whole_queue)
+        rows = widening.look(whole_queue, enough=limit)
     found: dict[tuple[str, int], builtins.list[tuple[int, str]]] = {}
     for id_, mailer, state_, priority_ in rows:
         found.setdefault((str(state_), int(priority_)), []).append((int(id_), str(mailer)))

@@ -189,7 +189,7 @@ class SQLiteStorage(NamedOperations, Storage):
             picked = pick_fairly(_candidates(db, Q[query], skip), limit)
             if excluding and len(picked) < limit and self._widening.allowed():
                 whole = _candidates(db, Q["candidates"], skip)
-                picked = self._widening.timed(lambda: pick_fairly(whole, limit))
+                picked = self._widening.look(lambda: pick_fairly(whole, limit), enough=limit)
             ids, changed = apply_limits(picked, limits, buckets, now)
             for name, bucket in changed.items():
                 db.execute(Q["save_bucket"], {"name": name, **bucket_params(bucket)})
