@@ -25,6 +25,9 @@ machine was (the rest is other processes: the machine is shared). ``--worker-arg
 500"`` passes options to every worker; ``--four-args "--concurrency 1"`` to the four workers
 only (each worker of several on one machine needs less concurrency of its own: README).
 
+The host's speed drifts from minute to minute on a shared machine; the last line also gives
+the ratios at one common speed, gauged by the sink's CPU a message in each drain.
+
 Targets (issue 10): four workers >= 1.5 x one worker and >= 80 % of direct pooled sending;
 enqueue >= 10 000 a second in batches.
 """
@@ -99,7 +102,7 @@ def bench_enqueue(server: str, count: int) -> tuple[float, float]:
     return full, alone
 
 
-def bench_direct(sink: SinkServer, count: int) -> float:
+def bench_direct(sink: SinkServer, count: int) -> tuple[float, float]:
     messages = [notice(n) for n in range(count)]
     backend = mailout.get_connection(SMTP, host=sink.host, port=sink.port)
     before = sink.count
@@ -110,12 +113,12 @@ def bench_direct(sink: SinkServer, count: int) -> float:
     _wait_for(sink, before + count)
     meter.stop()
     print(f"  CPU: {meter.summary(count)}", flush=True)
-    return count / elapsed
+    return count / elapsed, meter.seconds()["sink"] / count
 
 
 def bench_workers(
     server: str, sink: SinkServer, count: int, workers: int, extra: list[str]
-) -> float:
+) -> tuple[float, float]:
     with Schema(server) as schema:
         with Queue(schema.url) as queue:
             for start in range(0, count, 1000):
@@ -153,6 +156,7 @@ def bench_workers(
                 meter.stop()
                 pg.close()
                 print(f"  CPU: {meter.summary(count)}", flush=True)
+                sink_cost = meter.seconds()["sink"] / count
                 while queue.status().counts[mailout.queue.State.SENT] < count:
                     time.sleep(0.05)
         finally:
@@ -161,7 +165,7 @@ def bench_workers(
             codes = [proc.wait(60) for proc in procs]
         if codes != [0] * workers:
             raise SystemExit(f"workers exited {codes}")
-    return count / elapsed
+    return count / elapsed, sink_cost
 
 
 def bench_scale(server: str, count: int) -> None:
@@ -270,18 +274,28 @@ def main() -> None:
     if "drain" not in args.skip:
         with SinkServer(process=True) as sink:
             mailout.configure({"EMAIL_HOST": sink.host, "EMAIL_PORT": sink.port})
-            direct = bench_direct(sink, args.messages)
+            direct, direct_pace = bench_direct(sink, args.messages)
             print(
                 f"drain {args.messages:,} notices: direct pooled {direct:,.0f} a second", flush=True
             )
-            one = bench_workers(args.server, sink, args.messages, 1, args.worker_args)
+            one, one_pace = bench_workers(args.server, sink, args.messages, 1, args.worker_args)
             print(f"  one worker {one:,.0f} a second", flush=True)
             four_args = args.worker_args if args.four_args is None else args.four_args
-            four = bench_workers(args.server, sink, args.messages, 4, four_args)
+            four, four_pace = bench_workers(args.server, sink, args.messages, 4, four_args)
             print(
                 f"  four workers{' (' + ' '.join(four_args) + ')' if four_args else ''} "
                 f"{four:,.0f} a second: {four / one:.2f} x one worker, "
                 f"{four / direct:.0%} of direct pooled",
+                flush=True,
+            )
+            # The host's speed drifts between the three drains (a shared VM): the sink does the
+            # same work a message in each, so its CPU a message measures that speed, and a rate
+            # times it is the rate at one common speed.
+            print(
+                f"  at the same host speed (the sink's CPU a message: {direct_pace * 1e6:.1f}, "
+                f"{one_pace * 1e6:.1f}, {four_pace * 1e6:.1f} µs): four workers "
+                f"{four * four_pace / (one * one_pace):.2f} x one worker, "
+                f"{four * four_pace / (direct * direct_pace):.0%} of direct pooled",
                 flush=True,
             )
     if "scale" not in args.skip:
