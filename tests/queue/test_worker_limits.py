@@ -123,14 +123,15 @@ def test_mail_waiting_for_a_slot_goes_back_after_half_the_lease(clock: Clock) ->
     queue.enqueue(messages(3))
     worker = make_worker(queue.storage, clock, lease=10.0)
     claimed = queue.storage.claim(worker=worker.id, limit=3, lease=10, now=clock.now)
-    worker._waiting = [("default", claimed[:2], clock.now), ("default", claimed[2:], clock.now + 3)]
+    worker._waiting.add("default", claimed[:2], clock.now)
+    worker._waiting.add("default", claimed[2:], clock.now + 3)
     clock.advance(4.9)
     worker._give_back_stale()
     assert states(queue) == {"sending": 3}
     clock.advance(0.2)  # the first two waited 5.1 s: half the lease
     worker._give_back_stale()
     assert states(queue) == {"queued": 2, "sending": 1}
-    assert [m.id for _, waiting, _ in worker._waiting for m in waiting] == [claimed[2].id]
+    assert worker._waiting.clear() == [[claimed[2].id]]
 
 
 def test_a_stopping_worker_gives_back_what_waits_even_if_the_store_fails(clock: Clock) -> None:
@@ -141,7 +142,8 @@ def test_a_stopping_worker_gives_back_what_waits_even_if_the_store_fails(clock: 
     queue.enqueue(messages(2))
     worker = make_worker(queue.storage, clock)
     claimed = queue.storage.claim(worker=worker.id, limit=2, lease=60, now=clock.now)
-    worker._waiting = [("default", claimed[:1], clock.now), ("default", claimed[1:], clock.now)]
+    worker._waiting.add("default", claimed[:1], clock.now)
+    worker._waiting.add("default", claimed[1:], clock.now)
     release = queue.storage.release
     calls: list[list[int]] = []
 

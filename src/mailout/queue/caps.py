@@ -101,14 +101,16 @@ def plan(
             del by_domain[domain]
         elif not math.isinf(free):
             width = min(width, int(free))
-    admitted = [m for m in messages if m.domain in by_domain]
+    admitted: list[ClaimedMessage] = []
+    refused: list[ClaimedMessage] = []
+    for message in messages:
+        (admitted if message.domain in by_domain else refused).append(message)
     if not admitted:
-        return [], list(messages), {}, 0
+        return [], refused, {}, 0
     width = max(1, width)
     slots: Counts = {("domain", d): need(count, width) for d, count in by_domain.items()}
     if not math.isinf(mailer_room):
         slots["mailer", mailer] = need(len(admitted), width)
-    refused = [m for m in messages if m.domain not in by_domain]
     return admitted, refused, slots, width
 
 

@@ -43,6 +43,7 @@ from mailout.queue.policy import RetryPolicy
 from mailout.queue.report import Reporter
 from mailout.queue.storage import Storage
 from mailout.queue.transport import Transports
+from mailout.queue.waiting import Waiting
 from mailout.smtp._switching import quick_switches
 
 if TYPE_CHECKING:
@@ -150,11 +151,8 @@ class Worker:
         self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
-        # Claimed mail whose domain or mailer had no connection slot free: (mailer, messages,
-        # since). It waits here for a slot, under its lease, rather than going back to the
-        # queue to be claimed again (by this worker or another, to find the same cap full).
-        self._waiting: list[tuple[str, list[ClaimedMessage], float]] = []
-        self._patience = max(1.0, self.options.lease / 2)  # then it goes back after all
+        # Claimed mail whose domain or mailer had no connection slot free (waiting.py).
+        self._waiting = Waiting(patience=max(1.0, self.options.lease / 2))
         self._signalled: int | None = None
         self.totals = _Totals()
         self.started_at = clock()
@@ -318,9 +316,8 @@ class Worker:
         connections, per_connection = self._transports.shape(mailer)
         admitted, refused, slots = self._caps.admit(mailer, messages, connections, per_connection)
         if refused:
-            if self._clock() - since < self._patience:
-                with self._lock:
-                    self._waiting.append((mailer, refused, since))
+            if self._waiting.patient(since, self._clock()):
+                self._waiting.add(mailer, refused, since)
             else:  # back to the queue, the attempt not counted
                 self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
         if not admitted:
@@ -335,8 +332,7 @@ class Worker:
 
     def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
         """Mail waiting for a slot, first in first out, while a delivery thread is free."""
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
+        waiting = self._waiting.take()
         n = 0
         try:
             while n < len(waiting) and len(self._inflight) < self.options.concurrency:
@@ -344,19 +340,15 @@ class Worker:
                 self._admit(executor, mailer, messages, since)
                 n += 1
         finally:  # those not tried (or the one that raised): still waiting, still ours
-            with self._lock:
-                self._waiting[:0] = waiting[n:]
+            self._waiting.put_back(waiting[n:])
 
     def _give_back_stale(self) -> None:
-        """Mail that waited ``lease / 2`` for a slot goes back to the queue, even while every
+        """Mail that waited its patience out goes back to the queue, even while every
         delivery thread is busy (a narrowed delivery may take minutes)."""
         now = self._clock()
-        with self._lock:
-            stale = [w for w in self._waiting if now - w[2] >= self._patience]
-            self._waiting = [w for w in self._waiting if now - w[2] < self._patience]
+        stale = self._waiting.stale(now)
         if stale:
-            ids = [m.id for _, messages, _ in stale for m in messages]
-            self.storage.release(ids, worker=self.id, now=now)
+            self.storage.release(stale, worker=self.id, now=now)
 
     def _deliver(
         self, mailer: str, messages: list[ClaimedMessage], slots: Slots, part: int
@@ -417,8 +409,8 @@ class Worker:
     def _info(self) -> WorkerInfo:
         with self._lock:
             in_flight = sum(len(ids) for ids in self._inflight.values())
-            in_flight += sum(len(messages) for _, messages, _ in self._waiting)
             totals = replace(self.totals)
+        in_flight += self._waiting.count()
         return WorkerInfo(
             self.id,
             socket.gethostname(),
@@ -450,9 +442,7 @@ class Worker:
         # Claimed but never started, or still waiting for a connection slot: given back. (If
         # the store is what failed, they come back when their leases expire instead.)
         unstarted = [ids for future, ids in inflight.items() if future.cancel()]
-        with self._lock:
-            waiting, self._waiting = self._waiting, []
-        unstarted += [[m.id for m in messages] for _, messages, _ in waiting]
+        unstarted += self._waiting.clear()
         for ids in unstarted:
             try:
                 self.storage.release(ids, worker=self.id, now=self._clock())
