@@ -473,6 +473,46 @@ def test_the_domain_cap_holds_across_workers(url: str) -> None:
         assert (third, len(refused)) == ([], 10)  # no slot free: back to the queue
 
 
+def test_slots_given_back_are_told_apart_from_new_mail(url: str) -> None:
+    # A delivery's slots given back wake workers waiting for one, but are no news of mail: a
+    # worker that found only busy mail keeps from asking again (worker.py, leftout.py).
+    told: list[str] = []
+    heard = threading.Event()
+
+    def note(kind: str) -> None:
+        told.append(kind)
+        heard.set()
+
+    def wait_for(kind: str) -> None:
+        deadline = time.monotonic() + 5
+        while kind not in told and time.monotonic() < deadline:
+            heard.wait(0.05)
+            heard.clear()
+        assert kind in told, f"no {kind} notification came: {told}"
+
+    with PostgresStorage(url) as storage:
+        stop = storage.subscribe(lambda: note("mail"), slots_freed=lambda: note("slots"))
+        assert stop is not None
+        try:
+            wait_for("mail")  # on listening: mail may have come while nobody listened
+            time.sleep(0.2)
+            told.clear()
+            storage.enqueue([new(1)], now=T0)
+            wait_for("mail")
+            claimed = storage.claim(worker="w1", limit=1, lease=30, now=T0)
+            caps = storage.caps(worker="w1", domain_cap=1, mailer_caps={}, lease=10,
+                                clock=lambda: T0)  # fmt: skip
+            _, _, slots = caps.admit("m", claimed, 4, 50)
+            time.sleep(0.2)
+            told.clear()
+            caps.done(slots)
+            wait_for("slots")
+            time.sleep(0.2)  # nothing else comes
+            assert told == ["slots"]
+        finally:
+            stop()
+
+
 # -- lost connections ----------------------------------------------------------------------------
 
 

@@ -12,11 +12,12 @@ recipient.
 When a cap leaves fewer slots free than a delivery would use, the delivery is narrowed: it
 goes over the connections that are free, in parts of ``width x per_connection`` messages, one
 after another (a transport uses ``ceil(n / per_connection)`` connections for ``n``). Only the
-mail of a domain or mailer with no slot free at all goes back to the queue unattempted, and
-those are left out of the next claims until a delivery finishes. (Giving back whatever did
-not fit, as this did before, made busy workers claim, give back and claim the same messages
-again: with four workers on one domain a quarter of all claims came back, and PostgreSQL's
-work a message doubled.)
+mail of a domain or mailer with no slot free at all waits, in the worker that claimed it
+(``waiting.py``; back to the queue unattempted after ``lease / 2``), and those are left out
+of the next claims until a delivery finishes (``leftout.py``: such a claim that found
+nothing is not repeated at once). (Giving back whatever did not fit, as this did before,
+made busy workers claim, give back and claim the same messages again: with four workers on
+one domain a quarter of all claims came back, and PostgreSQL's work a message doubled.)
 
 ``LocalCaps`` counts in this process (the SQLite and memory storages); the PostgreSQL storage
 counts in the database, so the caps hold across every worker on every host

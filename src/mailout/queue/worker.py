@@ -18,6 +18,7 @@ worker stops and ``run()`` returns 1, so a supervisor restarts it instead of it 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import inspect
 import logging
 import math
 import os
@@ -36,6 +37,7 @@ from mailout.conf import settings
 from mailout.queue.caps import Slots
 from mailout.queue.delivery import Deliverer
 from mailout.queue.hooks import Hooks
+from mailout.queue.leftout import LeftOut
 from mailout.queue.limits import Limit, limits_from_settings
 from mailout.queue.mailer import build_mailer
 from mailout.queue.models import ClaimedMessage, Report, WorkerInfo
@@ -153,6 +155,8 @@ class Worker:
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
         # Claimed mail whose domain or mailer had no connection slot free (waiting.py).
         self._waiting = Waiting(patience=max(1.0, self.options.lease / 2))
+        # A claim that left busy domains or mailers out and found nothing (leftout.py).
+        self._left_out = LeftOut(pause=self.options.poll_interval)
         self._signalled: int | None = None
         self.totals = _Totals()
         self.started_at = clock()
@@ -167,6 +171,11 @@ class Worker:
 
     def wake(self) -> None:
         """Mail may be due: end the loop's sleep now (the store calls this on new mail)."""
+        self._left_out.forget()
+        self._wake.set()
+
+    def slots_freed(self) -> None:
+        """Another worker's delivery gave connection slots back: mail waiting for one may go."""
         self._wake.set()
 
     def _nap(self, seconds: float) -> None:
@@ -199,7 +208,7 @@ class Worker:
             self.storage.heartbeat(self._info(), lease=self.options.lease, now=self._clock())
             heartbeat.start()
             if not once:
-                unsubscribe = self.storage.subscribe(self.wake)
+                unsubscribe = _subscribe(self.storage, self.wake, self.slots_freed)
             # Many threads wait on sockets here (SMTP connections, the store's replies, the
             # committer): one that a reply woke takes the GIL within 0.5 ms, not 5 ms.
             with quick_switches():
@@ -253,6 +262,13 @@ class Worker:
                 if len(self._inflight) >= self.options.concurrency:
                     continue
             busy_domains, busy_mailers = self._caps.busy()
+            pause = self._left_out.wait(busy_domains, busy_mailers, now)
+            if pause:  # only mail of busy domains was due a moment ago: wait for a slot
+                if self._inflight:
+                    self._wait_for_delivery(pause)
+                else:
+                    self._sleep(pause)
+                continue
             claimed = self.storage.claim(
                 worker=self.id,
                 limit=self.options.batch,
@@ -266,6 +282,7 @@ class Worker:
                 idle_since = None
                 self._dispatch(executor, claimed)
                 continue
+            self._left_out.found_nothing(busy_domains, busy_mailers, now)
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
@@ -493,3 +510,17 @@ class Worker:
                 signal.signal(sig, old)
 
         return restore
+
+
+def _subscribe(
+    storage: Storage, wake: Callable[[], None], slots_freed: Callable[[], None]
+) -> Callable[[], None] | None:
+    """``storage.subscribe``, telling slots given back apart from new mail where the storage
+    can (a storage written for an earlier mailout takes ``wake`` alone: then both wake)."""
+    try:
+        takes = "slots_freed" in inspect.signature(storage.subscribe).parameters
+    except (TypeError, ValueError):
+        takes = False
+    if takes:
+        return storage.subscribe(wake, slots_freed=slots_freed)
+    return storage.subscribe(wake)

@@ -198,10 +198,14 @@ class Storage(abc.ABC):
         them in the store (``worker``'s slots then live under a lease its heartbeat renews)."""
         return LocalCaps(domain_cap, mailer_caps)
 
-    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+    def subscribe(
+        self, wake: Callable[[], None], *, slots_freed: Callable[[], None] | None = None
+    ) -> Callable[[], None] | None:
         """Call ``wake()`` (from any thread) when mail may have become due: enqueued, retried,
-        released. Returns a function that stops it, or None if this storage cannot tell (the
-        worker then polls, as it always does as well: a missed call costs a poll interval)."""
+        released; and ``slots_freed()`` (``wake()`` if None) when a worker elsewhere gave
+        connection slots back (``caps``). Returns a function that stops it, or None if this
+        storage cannot tell (the worker then polls, as it always does as well: a missed call
+        costs a poll interval)."""
         return None
 
     def migrate(self) -> builtins.list[int]:

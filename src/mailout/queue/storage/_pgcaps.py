@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mailout.queue.caps import Admission, Counts, Slots, plan
 from mailout.queue.models import ClaimedMessage
 from mailout.queue.sql import load
+from mailout.queue.storage._pgconn import SLOTS_FREED
 
 if TYPE_CHECKING:
     from mailout.queue.storage.postgres import PostgresStorage
@@ -103,10 +104,11 @@ class SharedCaps:
             return
 
         def give(cur: Any) -> None:
-            # A worker waiting for a slot may claim now.
+            # A worker waiting for a slot may claim now (the payload: no new mail).
             params = {
                 "holder": slots.token,
                 "channel": self.storage.channel,
+                "payload": SLOTS_FREED,
                 "notify": self.storage.url.notify,
             }
             cur.execute(Q["give_slots"], params)

@@ -28,9 +28,13 @@ if TYPE_CHECKING:
     import psycopg
     import psycopg_pool
 
-__all__ = ["Connector", "Listener", "PgURL", "import_driver", "without_password"]
+__all__ = ["SLOTS_FREED", "Connector", "Listener", "PgURL", "import_driver", "without_password"]
 
 log = logging.getLogger("mailout.queue")
+
+#: The payload of the NOTIFY a delivery sends when it gives its connection slots back (the
+#: `give_slots` query); every other notification on the channel announces mail.
+SLOTS_FREED = "slots"
 
 EXTRA: Final = 'pip install "mailout[postgres]"'
 
@@ -240,14 +244,22 @@ class Connector:
 
 
 class Listener:
-    """A thread that LISTENs on the queue's channel and calls ``wake()`` on each notification,
-    reconnecting (and calling ``wake()``, since mail may have come meanwhile) when its
-    connection is lost."""
+    """A thread that LISTENs on the queue's channel and calls ``wake()`` on each notification
+    of mail (``slots_freed()`` on one that a delivery gave its connection slots back: payload
+    ``slots``), reconnecting (and calling ``wake()``, since mail may have come meanwhile) when
+    its connection is lost."""
 
-    def __init__(self, connector: Connector, channel: str, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        channel: str,
+        wake: Callable[[], None],
+        slots_freed: Callable[[], None],
+    ) -> None:
         self._connector = connector
         self._channel = channel
         self._wake = wake
+        self._slots_freed = slots_freed
         self._stop = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._run, name="mailout-queue-listen", daemon=True)
@@ -267,8 +279,11 @@ class Listener:
                 pause = 0.1
                 self._wake()  # mail may have come while nobody listened
                 while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=0.5, stop_after=1):
-                        self._wake()
+                    for notice in conn.notifies(timeout=0.5, stop_after=1):
+                        if notice.payload == SLOTS_FREED:
+                            self._slots_freed()
+                        else:
+                            self._wake()
             except Exception as exc:
                 if self._stop.is_set():
                     break

@@ -314,10 +314,12 @@ class PostgresStorage(NamedOperations, Storage):
     ) -> Caps:
         return SharedCaps(self, worker, domain_cap, mailer_caps, lease, clock)
 
-    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+    def subscribe(
+        self, wake: Callable[[], None], *, slots_freed: Callable[[], None] | None = None
+    ) -> Callable[[], None] | None:
         if not self.url.notify:
             return None
-        listener = Listener(self._db, self.channel, wake)
+        listener = Listener(self._db, self.channel, wake, slots_freed or wake)
         self._listeners.append(listener)
         return listener.close
 

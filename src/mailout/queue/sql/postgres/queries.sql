@@ -462,10 +462,10 @@ FROM unnest(%(kinds)s::text[], %(names)s::text[], %(useds)s::integer[]) AS s(kin
 ON CONFLICT (kind, name, holder) DO NOTHING;
 
 -- A delivery gives its slots back and, if asked, wakes the workers that may wait for one
--- (a NOTIFY delivered on commit), in one statement.
+-- (a NOTIFY delivered on commit, its payload saying it is not new mail), in one statement.
 -- name: give_slots
 WITH given AS (DELETE FROM mailout_queue_slot WHERE holder = %(holder)s RETURNING 1)
-SELECT pg_notify(%(channel)s, '') WHERE %(notify)s AND EXISTS (SELECT FROM given);
+SELECT pg_notify(%(channel)s, %(payload)s) WHERE %(notify)s AND EXISTS (SELECT FROM given);
 
 -- name: renew_slots
 UPDATE mailout_queue_slot SET until = %(until)s WHERE worker = %(worker)s;

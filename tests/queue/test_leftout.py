@@ -1,0 +1,98 @@
+"""A claim that left busy mail out and found nothing is not repeated until something changed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import mailout
+from mailout.queue import Hooks, Queue, RetryPolicy, State, Worker, WorkerOptions
+from mailout.queue.leftout import LeftOut
+from mailout.queue.storage import Storage
+from tests.queue.helpers import Recorder
+
+
+def test_the_same_or_more_left_out_waits_out_the_pause() -> None:
+    left_out = LeftOut(pause=2.0)
+    assert left_out.wait({"a.example"}, set(), 100.0) == 0.0  # nothing found empty yet
+    left_out.found_nothing({"a.example"}, set(), 100.0)
+    assert left_out.wait({"a.example"}, set(), 100.5) == 1.5
+    assert left_out.wait({"a.example", "b.example"}, {"ses"}, 101.0) == 1.0  # more left out
+    assert left_out.wait(set(), set(), 100.5) == 0.0  # nothing left out: a plain claim
+    assert left_out.wait({"b.example"}, set(), 100.5) == 0.0  # a.example's mail may go now
+    assert left_out.wait({"a.example"}, set(), 102.0) == 0.0  # the pause is over
+
+
+def test_new_mail_ends_the_pause_and_an_empty_plain_claim_starts_none() -> None:
+    left_out = LeftOut(pause=2.0)
+    left_out.found_nothing({"a.example"}, {"ses"}, 100.0)
+    assert left_out.wait({"a.example"}, set(), 100.1) == 0.0  # ses's mail was left out then
+    assert left_out.wait({"a.example"}, {"ses"}, 100.1) > 0
+    left_out.forget()
+    assert left_out.wait({"a.example"}, {"ses"}, 100.1) == 0.0
+    left_out.found_nothing(set(), set(), 100.2)  # a claim that left nothing out
+    assert left_out.wait({"a.example"}, {"ses"}, 100.3) == 0.0
+
+
+class CountingStorage:
+    """The claims a worker makes of ``storage`` (what it left out, how many it got)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.claims: list[tuple[frozenset[str], int]] = []
+        claim = storage.claim
+
+        def counting(**kwargs: object) -> list[object]:
+            got = claim(**kwargs)  # type: ignore[arg-type]
+            excluded = kwargs.get("exclude_domains", ())
+            self.claims.append((frozenset(excluded), len(got)))  # type: ignore[arg-type]
+            return got  # type: ignore[return-value]
+
+        storage.claim = counting  # type: ignore[method-assign]
+
+    def empty_excluding(self, domain: str) -> int:
+        return sum(1 for excluded, got in self.claims if domain in excluded and not got)
+
+
+def wait_until(condition: object, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.01)
+    return bool(condition())  # type: ignore[operator]
+
+
+def test_slots_freed_elsewhere_do_not_make_a_worker_ask_again_but_new_mail_does() -> None:
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "mailout.backends.locmem.EmailBackend"}
+    )
+    queue = Queue()
+    queue.enqueue([mailout.EmailMessage("A", "Body", "shop@example.com", ["u@a.example"])])
+    counting = CountingStorage(queue.storage)
+    worker = Worker(  # a long poll interval: what the worker does sooner, a wake-up did
+        queue.storage,
+        options=WorkerOptions(batch=10, concurrency=2, domain_concurrency=1, poll_interval=30),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    # Another delivery holds a.example's only slot.
+    [held] = queue.storage.claim(worker="other", limit=1, lease=60, now=time.time())
+    queue.storage.release([held.id], worker="other", now=time.time())
+    _, _, other = worker._caps.admit("default", [held], 1, 50)
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        assert wait_until(lambda: counting.empty_excluding("a.example") == 1)
+        for _ in range(10):  # slots given back elsewhere (not a.example's): no new claims
+            worker.slots_freed()
+            time.sleep(0.02)
+        assert counting.empty_excluding("a.example") == 1
+        queue.enqueue([mailout.EmailMessage("B", "Body", "shop@example.com", ["u@b.example"])])
+        worker.wake()  # new mail: asked at once, not after the 30 s poll interval
+        assert wait_until(lambda: queue.status().counts[State.SENT] == 1)
+        worker._caps.done(other)  # a.example's slot is free
+        worker.slots_freed()
+        assert wait_until(lambda: queue.status().counts[State.SENT] == 2)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
