@@ -63,18 +63,28 @@ class SilentBackend(BaseEmailBackend):
 
 
 class SlowBackend(BaseEmailBackend):
-    """Takes 0.2 s a call and counts how many calls run at once, per recipient domain."""
+    """Takes 0.2 s a call and counts how many calls run at once, per recipient domain
+    (``most``) and in all (``most_at_once``); ``reset()`` starts the counts again."""
 
     lock = threading.Lock()
     running: ClassVar[Counter[str]] = Counter()
     most: ClassVar[Counter[str]] = Counter()
+    most_at_once: ClassVar[int] = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls.lock:
+            cls.most.clear()
+            cls.most_at_once = 0
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         domains = {m.recipients()[0].rpartition("@")[2] for m in email_messages}
+        cls = type(self)
         with self.lock:
             for d in domains:
                 self.running[d] += 1
                 self.most[d] = max(self.most[d], self.running[d])
+            cls.most_at_once = max(cls.most_at_once, sum(self.running.values()))
         time.sleep(0.2)
         with self.lock:
             for d in domains:

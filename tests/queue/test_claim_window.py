@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailout.queue.storage import Storage
-from mailout.queue.storage._claim import CLAIM_WINDOW, Widening
+from mailout.queue.storage._claim import CLAIM_WINDOW, Widening, excluded
 from tests.queue.conftest import STORAGES, T0, new
 
 
@@ -96,3 +96,31 @@ def test_widening_is_rationed_by_the_time_it_took() -> None:
     assert widening.allowed()
     assert widening.look(slow_look, enough=5) == "found"  # enough: the next may come at once
     assert widening.allowed()
+
+
+def test_a_claim_that_leaves_out_less_than_a_short_look_did_looks_at_once(
+    store: tuple[Storage, Clock],
+) -> None:
+    # A worker's delivery of tx ran while bulk (out of quota) filled the window: the claim
+    # that left both out came back short. Once tx's delivery ends, a claim leaving out bulk
+    # alone must find tx's mail behind bulk's run at once, not seconds later.
+    storage, _ = store
+    bulk = [new(n, mailer="bulk") for n in range(CLAIM_WINDOW * 2 + 5)]
+    storage.enqueue([*bulk, new(900, mailer="tx")], now=T0)
+    claim = {"worker": "w", "limit": 2, "lease": 30, "now": T0 + 1}
+    assert storage.claim(**claim, exclude_mailers={"bulk", "tx"}) == []
+    assert storage.claim(**claim, exclude_mailers={"bulk", "tx", "other"}) == []  # rationed
+    [found] = storage.claim(**claim, exclude_mailers={"bulk"})
+    assert found.mailer == "tx"
+
+
+def test_the_ration_holds_for_claims_that_leave_out_at_least_as_much() -> None:
+    clock = Clock()
+    widening = Widening(clock)
+    out = excluded(["bulk"], ["busy.example"])
+    widening.look(list, enough=2, leaving_out=out)
+    assert not widening.allowed(out)
+    assert not widening.allowed(out | excluded(["tx"], []))
+    assert widening.allowed(excluded(["bulk"], []))  # busy.example's mail may come now
+    assert widening.allowed(excluded([], ["busy.example"]))
+    assert widening.allowed(frozenset())

@@ -259,6 +259,7 @@ def test_queue_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         ("EMAIL_QUEUE_DAILY_QUOTA", -1),
         ("EMAIL_QUEUE_BATCH", 0),
         ("EMAIL_QUEUE_CONCURRENCY", 1.5),
+        ("EMAIL_QUEUE_MAILER_CONCURRENCY", 0),
         ("EMAIL_QUEUE_LEASE", 0),
         ("EMAIL_QUEUE_LIFETIME", "forever"),
         ("EMAIL_QUEUE_HOOKS", {"sending": ["x.y"]}),

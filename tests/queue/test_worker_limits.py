@@ -67,7 +67,9 @@ def test_parallel_deliveries_per_domain_are_capped(cap: int) -> None:
     queue.enqueue(messages(6, "a.example") + messages(6, "b.example"))
     worker = Worker(
         queue.storage,
-        options=WorkerOptions(batch=1, concurrency=4, domain_concurrency=cap, poll_interval=0.05),
+        options=WorkerOptions(
+            batch=1, concurrency=4, mailer_concurrency=4, domain_concurrency=cap, poll_interval=0.05
+        ),
         hooks=Hooks(),
         policy=RetryPolicy(),
         reporter=Recorder(),
@@ -180,3 +182,47 @@ def test_once_delivers_every_mailer_behind_a_long_run_out_of_quota(
     drain(queue.storage, clock, limits={"bulk": Limit(daily=1)}, batch=2, poll_interval=0.05)
     sent = queue.list(state=State.SENT, limit=50)
     assert sorted(Counter(s.mailer for s in sent).items()) == [("bulk", 1), ("tx", 10)]
+
+
+@pytest.mark.parametrize("mailer_concurrency", [1, 2])
+def test_deliveries_of_one_mailer_in_flight_are_limited_not_those_of_several(
+    mailer_concurrency: int,
+) -> None:
+    # By default a worker runs one delivery of a mailer at a time (the mailer's pool spreads
+    # it over its connections), and other mailers' deliveries beside it.
+    backends.SlowBackend.reset()
+    mailout.configure(
+        {
+            "EMAIL_QUEUE_URL": "memory:",
+            "MAILERS": {
+                "a": {"BACKEND": "tests.queue.backends.SlowBackend"},
+                "b": {"BACKEND": "tests.queue.backends.SlowBackend"},
+            },
+        }
+    )
+    queue = Queue()
+    queue.enqueue(messages(4, "a.example"), mailer="a")
+    queue.enqueue(messages(4, "b.example"), mailer="b")
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(
+            batch=1, concurrency=4, mailer_concurrency=mailer_concurrency, poll_interval=0.05
+        ),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    assert worker.run(once=True, handle_signals=False) == 0
+    assert states(queue) == {"sent": 8}
+    most = mailer_concurrency
+    assert backends.SlowBackend.most == {"a.example": most, "b.example": most}
+    assert backends.SlowBackend.most_at_once == 2 * mailer_concurrency
+    assert {m.attempts for m in queue.list(limit=20)} == {1}  # none went back and forth
+
+
+def test_mailer_concurrency_is_a_setting_and_an_option() -> None:
+    mailout.configure({"EMAIL_QUEUE_MAILER_CONCURRENCY": 3})
+    assert WorkerOptions.from_settings().mailer_concurrency == 3
+    assert WorkerOptions.from_settings(mailer_concurrency=2).mailer_concurrency == 2
+    with pytest.raises(ValueError, match="mailer_concurrency"):
+        WorkerOptions(mailer_concurrency=0)

@@ -55,6 +55,11 @@ def add_parser(commands: Any) -> None:
     worker = sub.add_parser("worker", parents=[common], help="deliver queued mail")
     worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     worker.add_argument("--concurrency", type=_positive, help="deliveries in flight at once")
+    worker.add_argument(
+        "--mailer-concurrency",
+        type=_positive,
+        help="deliveries of one mailer in flight at once (default 1: its pool spreads each)",
+    )
     worker.add_argument("--rate", type=_rate, help="rate of every mailer, e.g. 10/s or 600/min")
     worker.add_argument("--batch", type=_positive, help="messages per claim and per delivery")
     worker.add_argument(
@@ -213,6 +218,7 @@ def _worker(args: argparse.Namespace) -> int:
         rate=args.rate,
         batch=args.batch,
         concurrency=args.concurrency,
+        mailer_concurrency=args.mailer_concurrency,
         lease=args.lease,
         connections=None if args.connections is None else {"*": args.connections},
         poll_interval=args.poll_interval,

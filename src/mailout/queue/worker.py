@@ -1,9 +1,11 @@
 """The worker: claim due mail under a lease, deliver it batch by batch, record every outcome.
 
 One loop claims (fairly, within rate limits and the per-domain cap) and hands each mailer's
-share of a claim to a delivery thread (``concurrency`` of them); a heartbeat thread renews the
-leases while deliveries run, so a claim outlives a slow server but not a dead worker: when the
-heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the mail over.
+share of a claim to a delivery thread (``concurrency`` of them, at most
+``mailer_concurrency`` of one mailer at once: the next claims leave a mailer at that limit
+out); a heartbeat thread renews the leases while deliveries run, so a claim outlives a slow
+server but not a dead worker: when the heartbeat stops, the leases expire after ``lease``
+seconds and any worker takes the mail over.
 An idle worker sleeps up to ``poll_interval``; a store that can tell when mail arrives
 (PostgreSQL's NOTIFY: ``Storage.subscribe``) wakes it sooner. The caps on connections per
 domain and per mailer come from the store (``Storage.caps``): counted in this process, or,
@@ -28,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -62,6 +65,7 @@ class WorkerOptions:
 
     batch: int = 200  # messages per claim, and at most per delivery
     concurrency: int = 2  # deliveries in flight at once
+    mailer_concurrency: int = 1  # deliveries of one mailer in flight at once
     lease: float = 60.0  # seconds a claim survives the worker's silence
     limits: Mapping[str, Limit] = field(default_factory=dict)
     domain_concurrency: int = 20
@@ -70,8 +74,11 @@ class WorkerOptions:
     poll_interval: float = 1.0  # longest sleep when nothing is due (and no wake-up came)
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.concurrency < 1 or self.domain_concurrency < 1:
-            raise ValueError("batch, concurrency and domain_concurrency must be at least 1")
+        counts = (self.batch, self.concurrency, self.mailer_concurrency, self.domain_concurrency)
+        if min(counts) < 1:
+            raise ValueError(
+                "batch, concurrency, mailer_concurrency and domain_concurrency must be at least 1"
+            )
         if not self.lease > 0 or not self.poll_interval > 0:
             raise ValueError("lease and poll_interval must be above 0 seconds")
 
@@ -80,6 +87,7 @@ class WorkerOptions:
         values: dict[str, Any] = {
             "batch": settings.EMAIL_QUEUE_BATCH,
             "concurrency": settings.EMAIL_QUEUE_CONCURRENCY,
+            "mailer_concurrency": settings.EMAIL_QUEUE_MAILER_CONCURRENCY,
             "lease": settings.EMAIL_QUEUE_LEASE,
             "limits": limits_from_settings(rate),
             "domain_concurrency": settings.EMAIL_QUEUE_DOMAIN_CONCURRENCY,
@@ -153,6 +161,7 @@ class Worker:
         self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
+        self._delivering: Counter[str] = Counter()  # deliveries in flight, per mailer
         # Claimed mail whose domain or mailer had no connection slot free (waiting.py).
         self._waiting = Waiting(patience=max(1.0, self.options.lease / 2))
         # A claim that left busy domains or mailers out and found nothing (leftout.py).
@@ -262,6 +271,7 @@ class Worker:
                 if len(self._inflight) >= self.options.concurrency:
                     continue
             busy_domains, busy_mailers = self._caps.busy()
+            busy_mailers = busy_mailers | self._mailers_at_their_limit()
             pause = self._left_out.wait(busy_domains, busy_mailers, now)
             if pause:  # only mail of busy domains was due a moment ago: wait for a slot
                 if self._inflight:
@@ -329,35 +339,63 @@ class Worker:
         since: float,
     ) -> None:
         """Start a delivery of what the caps let go now (narrowed to the slots free); the rest
-        waits for a slot, or, once it has waited ``lease / 2``, goes back to the queue."""
+        waits for a slot (or for the mailer's delivery in flight to end), or, once it has
+        waited ``lease / 2``, goes back to the queue."""
+        if self._mailer_at_its_limit(mailer):
+            self._wait(mailer, messages, since)
+            return
         connections, per_connection = self._transports.shape(mailer)
         admitted, refused, slots = self._caps.admit(mailer, messages, connections, per_connection)
         if refused:
-            if self._waiting.patient(since, self._clock()):
-                self._waiting.add(mailer, refused, since)
-            else:  # back to the queue, the attempt not counted
-                self.storage.release([m.id for m in refused], worker=self.id, now=self._clock())
+            self._wait(mailer, refused, since)
         if not admitted:
             return
         # Narrowed by a cap: parts that each fit the connections free, one after another.
         part = len(admitted)
         if 0 < slots.width < connections and not math.isinf(per_connection):
             part = max(1, int(slots.width * per_connection))
+        with self._lock:
+            self._delivering[mailer] += 1
         future = executor.submit(self._deliver, mailer, admitted, slots, part)
         with self._lock:
             self._inflight[future] = [m.id for m in admitted]
 
+    def _wait(self, mailer: str, messages: list[ClaimedMessage], since: float) -> None:
+        if self._waiting.patient(since, self._clock()):
+            self._waiting.add(mailer, messages, since)
+        else:  # back to the queue, the attempt not counted
+            self.storage.release([m.id for m in messages], worker=self.id, now=self._clock())
+
+    def _mailer_at_its_limit(self, mailer: str) -> bool:
+        with self._lock:
+            return self._delivering[mailer] >= self.options.mailer_concurrency
+
+    def _mailers_at_their_limit(self) -> set[str]:
+        """Mailers whose deliveries in flight are as many as one mailer may have: the next
+        claim leaves their mail out. (A mailer's pool already spreads a delivery over its
+        connections; a second delivery of the same mailer from the same process mostly adds
+        threads that take turns at the GIL: on a 2-core machine, 20 % more CPU a message for
+        no more mail a second. Several mailers still deliver side by side.)"""
+        limit = self.options.mailer_concurrency
+        with self._lock:
+            return {mailer for mailer, count in self._delivering.items() if count >= limit}
+
     def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
-        """Mail waiting for a slot, first in first out, while a delivery thread is free."""
+        """Mail waiting for a slot, first in first out, while a delivery thread is free (mail
+        of a mailer with as many deliveries in flight as it may have keeps its place)."""
         waiting = self._waiting.take()
+        kept = []
         n = 0
         try:
             while n < len(waiting) and len(self._inflight) < self.options.concurrency:
                 mailer, messages, since = waiting[n]
-                self._admit(executor, mailer, messages, since)
+                if self._mailer_at_its_limit(mailer):
+                    kept.append(waiting[n])
+                else:
+                    self._admit(executor, mailer, messages, since)
                 n += 1
         finally:  # those not tried (or the one that raised): still waiting, still ours
-            self._waiting.put_back(waiting[n:])
+            self._waiting.put_back(kept + waiting[n:])
 
     def _give_back_stale(self) -> None:
         """Mail that waited its patience out goes back to the queue, even while every
@@ -390,6 +428,8 @@ class Worker:
                 self.totals.add(reports)
             return reports
         finally:
+            with self._lock:
+                self._delivering[mailer] -= 1
             self._caps.done(slots)
 
     def _note_relay_down(self, mailer: str, reports: list[Report]) -> None:

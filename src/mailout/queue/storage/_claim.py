@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from itertools import zip_longest
 from typing import Final, TypeVar
 
 from mailout.queue.limits import Bucket, Limit, limit_for, take
 from mailout.queue.models import Priority, State
 
-__all__ = ["CLAIM_WINDOW", "Widening", "apply_limits", "exhausted", "pick_fairly"]
+__all__ = [
+    "CLAIM_WINDOW",
+    "Excluded",
+    "Widening",
+    "apply_limits",
+    "excluded",
+    "exhausted",
+    "pick_fairly",
+]
 
 _Found = TypeVar("_Found", bound=Sized)
 
@@ -26,6 +34,14 @@ _Found = TypeVar("_Found", bound=Sized)
 CLAIM_WINDOW: Final = 2
 
 
+#: What a claim leaves out: ("mailer", name) and ("domain", name).
+Excluded = frozenset[tuple[str, str]]
+
+
+def excluded(mailers: Iterable[str], domains: Iterable[str]) -> Excluded:
+    return frozenset([*(("mailer", m) for m in mailers), *(("domain", d) for d in domains)])
+
+
 class Widening:
     """When such a claim finds less than it asked for in its window, it looks at the whole
     queue, so that mail behind a long run of left-out mail (a mailer out of its daily quota,
@@ -33,7 +49,9 @@ class Widening:
     free to look again (that mail keeps flowing at full speed); one that comes back short may
     have read every queued row for little, so it is rationed: after one that took ``t``
     seconds, the next comes ``max(FLOOR, t / SHARE)`` seconds later (2 % of one claimer's
-    time at most)."""
+    time at most) -- for claims that leave out at least as much as that one did. A claim that
+    leaves out less (a mailer's delivery ended, a domain has a slot again) may find what that
+    one could not: it looks at once."""
 
     FLOOR: Final = 5.0
     SHARE: Final = 0.02
@@ -41,13 +59,16 @@ class Widening:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._next = 0.0
+        self._left_out: Excluded = frozenset()
 
-    def allowed(self) -> bool:
-        return self._clock() >= self._next
+    def allowed(self, leaving_out: Excluded = frozenset()) -> bool:
+        return self._clock() >= self._next or not self._left_out <= leaving_out
 
-    def look(self, find: Callable[[], _Found], *, enough: int) -> _Found:
-        """Run ``find`` (a look at the whole queue); unless it found ``enough``, ration the
-        next look by the time this one took."""
+    def look(
+        self, find: Callable[[], _Found], *, enough: int, leaving_out: Excluded = frozenset()
+    ) -> _Found:
+        """Run ``find`` (a look at the whole queue, ``leaving_out`` that mail); unless it
+        found ``enough``, ration the next look by the time this one took."""
         started = self._clock()
         found = None
         try:
@@ -57,6 +78,7 @@ class Widening:
             if found is None or len(found) < enough:
                 took = self._clock() - started
                 self._next = self._clock() + max(self.FLOOR, took / self.SHARE)
+                self._left_out = leaving_out
             else:
                 self._next = 0.0
 

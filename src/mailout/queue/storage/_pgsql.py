@@ -34,6 +34,7 @@ from mailout.queue.storage._claim import (
     CLAIM_WINDOW,
     Widening,
     apply_limits,
+    excluded,
     exhausted,
     pick_fairly,
 )
@@ -171,24 +172,27 @@ def claim_messages(
     if limits:  # one limited claim at a time, cluster-wide: no token is spent twice
         cur.execute(Q["lock_buckets"])
         buckets = _buckets(cur)
+    skip_mailers = sorted({*exhausted(limits, buckets, now), *exclude_mailers})
+    skip_domains = sorted(exclude_domains)
     params = {
-        "skip_mailers": sorted({*exhausted(limits, buckets, now), *exclude_mailers}),
-        "skip_domains": sorted(exclude_domains),
+        "skip_mailers": skip_mailers,
+        "skip_domains": skip_domains,
         "now": now,
         "limit": limit,
         "window": CLAIM_WINDOW * limit,
     }
     # Every state and priority in one query, read in the order pick_fairly asks for them.
-    excluding = params["skip_mailers"] or params["skip_domains"]
+    excluding = skip_mailers or skip_domains
     cur.execute(Q["candidates_excluding" if excluding else "candidates"], params)
     rows = cur.fetchall()
-    if excluding and len(rows) < limit and widening is not None and widening.allowed():
+    leaving_out = excluded(skip_mailers, skip_domains)
+    if excluding and len(rows) < limit and widening and widening.allowed(leaving_out):
 
         def whole_queue() -> builtins.list[Any]:  # the rows the window found again, and more
             cur.execute(Q["candidates"], params)
             return builtins.list(cur.fetchall())
 
-        rows = widening.look(whole_queue, enough=limit)
+        rows = widening.look(whole_queue, enough=limit, leaving_out=leaving_out)
     found: dict[tuple[str, int], builtins.list[tuple[int, str]]] = {}
     for id_, mailer, state_, priority_ in rows:
         found.setdefault((str(state_), int(priority_)), []).append((int(id_), str(mailer)))

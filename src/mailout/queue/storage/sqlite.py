@@ -42,6 +42,7 @@ from mailout.queue.storage._claim import (
     Candidates,
     Widening,
     apply_limits,
+    excluded,
     exhausted,
     pick_fairly,
 )
@@ -187,9 +188,12 @@ class SQLiteStorage(NamedOperations, Storage):
             excluding = bool(skip_mailers or exclude_domains)
             query = "candidates_excluding" if excluding else "candidates"
             picked = pick_fairly(_candidates(db, Q[query], skip), limit)
-            if excluding and len(picked) < limit and self._widening.allowed():
+            leaving_out = excluded(skip_mailers, exclude_domains)
+            if excluding and len(picked) < limit and self._widening.allowed(leaving_out):
                 whole = _candidates(db, Q["candidates"], skip)
-                picked = self._widening.look(lambda: pick_fairly(whole, limit), enough=limit)
+                picked = self._widening.look(
+                    lambda: pick_fairly(whole, limit), enough=limit, leaving_out=leaving_out
+                )
             ids, changed = apply_limits(picked, limits, buckets, now)
             for name, bucket in changed.items():
                 db.execute(Q["save_bucket"], {"name": name, **bucket_params(bucket)})
