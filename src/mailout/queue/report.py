@@ -38,6 +38,9 @@ def logfmt(fields: dict[str, Any]) -> str:
     for key, value in fields.items():
         if value is None:
             continue
+        if type(value) is int:  # ids, attempts, codes: nothing to quote (most of a line)
+            parts.append(f"{key}={value}")
+            continue
         text = str(value)
         printable = text.isprintable()  # at C speed: a worker writes a line per message
         if not text or not printable or _QUOTED.search(text):
@@ -141,11 +144,11 @@ class LineReporter(Reporter):
         # per message, each a chance for the worker's other threads to take the GIL, was most
         # of a line's cost).
         ts = iso(self._clock())
-        text = "".join(
-            logfmt({"ts": ts, "level": logging.getLevelName(_level(r)).lower(), **report_fields(r)})
-            + "\n"
-            for r in reports
-        )
+        starts = {
+            level: logfmt({"ts": ts, "level": logging.getLevelName(level).lower()}) + " "
+            for level in (logging.INFO, logging.WARNING)
+        }
+        text = "".join(starts[_level(r)] + logfmt(report_fields(r)) + "\n" for r in reports)
         with self._lock:
             self._stream.write(text)
             self._stream.flush()
