@@ -226,3 +226,31 @@ def test_mailer_concurrency_is_a_setting_and_an_option() -> None:
     assert WorkerOptions.from_settings(mailer_concurrency=2).mailer_concurrency == 2
     with pytest.raises(ValueError, match="mailer_concurrency"):
         WorkerOptions(mailer_concurrency=0)
+
+
+def test_a_mailers_next_batch_is_claimed_ahead_once_while_its_delivery_runs() -> None:
+    # One delivery of the mailer at a time, but its next batch waits in the worker, claimed,
+    # so that it starts the moment the delivery ends; no more than that one batch ahead.
+    backends.SlowBackend.reset()
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "tests.queue.backends.SlowBackend"}
+    )
+    queue = Queue()
+    queue.enqueue(messages(8))
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(batch=2, concurrency=2, poll_interval=0.05),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    run = cf.ThreadPoolExecutor(1).submit(worker.run, once=True, handle_signals=False)
+    most_claimed = 0
+    while not run.done():
+        counts = queue.status().counts
+        most_claimed = max(most_claimed, counts[State.SENDING])
+    assert run.result() == 0
+    assert states(queue) == {"sent": 8}
+    assert most_claimed == 4  # the batch in flight (0.2 s a message) and the next, waiting
+    assert backends.SlowBackend.most == {"example.com": 1}
+    assert {m.attempts for m in queue.list(limit=20)} == {1}

@@ -56,6 +56,11 @@ class Waiting:
             self._entries = [e for e in self._entries if self.patient(e[2], now)]
         return [m.id for _, messages, _ in stale for m in messages]
 
+    def mailers(self) -> set[str]:
+        """The mailers with mail waiting."""
+        with self._lock:
+            return {mailer for mailer, _, _ in self._entries}
+
     def count(self) -> int:
         with self._lock:
             return sum(len(messages) for _, messages, _ in self._entries)

@@ -2,10 +2,10 @@
 
 One loop claims (fairly, within rate limits and the per-domain cap) and hands each mailer's
 share of a claim to a delivery thread (``concurrency`` of them, at most
-``mailer_concurrency`` of one mailer at once: the next claims leave a mailer at that limit
-out); a heartbeat thread renews the leases while deliveries run, so a claim outlives a slow
-server but not a dead worker: when the heartbeat stops, the leases expire after ``lease``
-seconds and any worker takes the mail over.
+``mailer_concurrency`` of one mailer at once: a mailer at that limit gets its next batch
+claimed ahead, waiting, then is left out of the claims); a heartbeat thread renews the leases
+while deliveries run, so a claim outlives a slow server but not a dead worker: when the
+heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the mail over.
 An idle worker sleeps up to ``poll_interval``; a store that can tell when mail arrives
 (PostgreSQL's NOTIFY: ``Storage.subscribe``) wakes it sooner. The caps on connections per
 domain and per mailer come from the store (``Storage.caps``): counted in this process, or,
@@ -271,7 +271,7 @@ class Worker:
                 if len(self._inflight) >= self.options.concurrency:
                     continue
             busy_domains, busy_mailers = self._caps.busy()
-            busy_mailers = busy_mailers | self._mailers_at_their_limit()
+            busy_mailers = busy_mailers | self._mailers_with_enough()
             pause = self._left_out.wait(busy_domains, busy_mailers, now)
             if pause:  # only mail of busy domains was due a moment ago: wait for a slot
                 if self._inflight:
@@ -370,15 +370,17 @@ class Worker:
         with self._lock:
             return self._delivering[mailer] >= self.options.mailer_concurrency
 
-    def _mailers_at_their_limit(self) -> set[str]:
-        """Mailers whose deliveries in flight are as many as one mailer may have: the next
-        claim leaves their mail out. (A mailer's pool already spreads a delivery over its
-        connections; a second delivery of the same mailer from the same process mostly adds
-        threads that take turns at the GIL: on a 2-core machine, 20 % more CPU a message for
-        no more mail a second. Several mailers still deliver side by side.)"""
+    def _mailers_with_enough(self) -> set[str]:
+        """Mailers with as many deliveries in flight as one mailer may have and their next
+        batch already claimed, waiting: the next claim leaves their mail out. (A mailer's
+        pool already spreads a delivery over its connections; a second delivery of the same
+        mailer in one process mostly adds threads taking turns at the GIL. The batch claimed
+        ahead starts the moment the delivery ends, with no claim in between.)"""
         limit = self.options.mailer_concurrency
+        waiting = self._waiting.mailers()
         with self._lock:
-            return {mailer for mailer, count in self._delivering.items() if count >= limit}
+            full = {mailer for mailer, count in self._delivering.items() if count >= limit}
+        return full & waiting
 
     def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
         """Mail waiting for a slot, first in first out, while a delivery thread is free (mail
