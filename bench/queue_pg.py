@@ -23,8 +23,8 @@ Each drain prints the CPU time of the workers (or of this process, sending direc
 sink, of PostgreSQL's backends serving the workers and of PostgreSQL's own processes (WAL
 writer, autovacuum, ...), per message and as a share of the machine's cores, and how busy the
 machine was (the rest is other processes: the machine is shared). ``--worker-args "--batch
-500"`` passes options to every worker; ``--four-args "--concurrency 1"`` to the four workers
-only (each worker of several on one machine needs less concurrency of its own: README).
+500"`` passes options to every worker; ``--four-args "--mailer-concurrency 2"`` to the four
+workers only.
 
 The host's speed drifts from minute to minute on a shared machine; the last line also gives
 the ratios at one common speed, gauged by the sink's CPU a message in each drain.
@@ -267,7 +267,7 @@ def main() -> None:
         "--four-args",
         type=str.split,
         default=None,
-        help='options for the four workers only (default: --worker-args), e.g. "--concurrency 1"',
+        help='options for the four workers only (default: --worker-args), e.g. "--batch 500"',
     )
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
