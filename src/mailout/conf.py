@@ -229,9 +229,9 @@ QUEUE_DEFAULTS: Final[dict[str, Any]] = {
     "EMAIL_QUEUE_MAILER": None,
     "EMAIL_QUEUE_BATCH": 200,
     "EMAIL_QUEUE_CONCURRENCY": 2,
-    # Deliveries of one mailer in flight at once in a worker (its pool spreads each one over
-    # its connections).
-    "EMAIL_QUEUE_MAILER_CONCURRENCY": 1,
+    # Deliveries of one mailer in flight at once in a worker; None: one for a mailer with a
+    # pool of connections (which spreads each delivery), EMAIL_QUEUE_CONCURRENCY for others.
+    "EMAIL_QUEUE_MAILER_CONCURRENCY": None,
     "EMAIL_QUEUE_LEASE": 60.0,
     # Postfix's minimal_backoff_time, maximal_backoff_time and maximal_queue_lifetime.
     "EMAIL_QUEUE_MIN_BACKOFF": 300.0,
@@ -259,7 +259,7 @@ _CHECKS.update(
         "EMAIL_QUEUE_MAILER": lambda n, v: check_str(n, v or None, optional=True),
         "EMAIL_QUEUE_BATCH": check_whole,
         "EMAIL_QUEUE_CONCURRENCY": check_whole,
-        "EMAIL_QUEUE_MAILER_CONCURRENCY": check_whole,
+        "EMAIL_QUEUE_MAILER_CONCURRENCY": lambda n, v: None if v is None else check_whole(n, v),
         "EMAIL_QUEUE_LEASE": check_duration,
         "EMAIL_QUEUE_MIN_BACKOFF": check_duration,
         "EMAIL_QUEUE_MAX_BACKOFF": check_duration,

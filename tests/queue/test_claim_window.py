@@ -124,3 +124,21 @@ def test_the_ration_holds_for_claims_that_leave_out_at_least_as_much() -> None:
     assert widening.allowed(excluded(["bulk"], []))  # busy.example's mail may come now
     assert widening.allowed(excluded([], ["busy.example"]))
     assert widening.allowed(frozenset())
+
+
+def test_short_looks_that_leave_out_different_mail_in_turn_are_each_rationed() -> None:
+    # A mailer's batch claimed ahead and a domain at its cap, left out in turn: each set's
+    # whole-queue look is rationed, not every other claim reading the whole queue.
+    clock = Clock()
+    widening = Widening(clock)
+    mailer, domain = excluded(["m"], []), excluded([], ["example.com"])
+    widening.look(list, enough=2, leaving_out=mailer)
+    assert widening.allowed(domain)
+    widening.look(list, enough=2, leaving_out=domain)
+    assert not widening.allowed(mailer)
+    assert not widening.allowed(domain)
+    assert not widening.allowed(mailer | domain)
+    assert widening.allowed(frozenset())
+    widening.look(lambda: [1, 2], enough=2, leaving_out=mailer | domain)  # found enough
+    assert widening.allowed(mailer)
+    assert widening.allowed(domain)

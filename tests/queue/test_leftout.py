@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 import mailout
 from mailout.queue import Hooks, Queue, RetryPolicy, State, Worker, WorkerOptions
 from mailout.queue.leftout import LeftOut
@@ -15,7 +17,7 @@ from tests.queue.helpers import Recorder
 def test_the_same_or_more_left_out_waits_out_the_pause() -> None:
     left_out = LeftOut(pause=2.0)
     assert left_out.wait({"a.example"}, set(), 100.0) == 0.0  # nothing found empty yet
-    left_out.found_nothing({"a.example"}, set(), 100.0)
+    left_out.found_nothing({"a.example"}, set(), 100.0, news=left_out.news())
     assert left_out.wait({"a.example"}, set(), 100.5) == 1.5
     assert left_out.wait({"a.example", "b.example"}, {"ses"}, 101.0) == 1.0  # more left out
     assert left_out.wait(set(), set(), 100.5) == 0.0  # nothing left out: a plain claim
@@ -25,13 +27,34 @@ def test_the_same_or_more_left_out_waits_out_the_pause() -> None:
 
 def test_new_mail_ends_the_pause_and_an_empty_plain_claim_starts_none() -> None:
     left_out = LeftOut(pause=2.0)
-    left_out.found_nothing({"a.example"}, {"ses"}, 100.0)
+    left_out.found_nothing({"a.example"}, {"ses"}, 100.0, news=left_out.news())
     assert left_out.wait({"a.example"}, set(), 100.1) == 0.0  # ses's mail was left out then
     assert left_out.wait({"a.example"}, {"ses"}, 100.1) > 0
     left_out.forget()
     assert left_out.wait({"a.example"}, {"ses"}, 100.1) == 0.0
-    left_out.found_nothing(set(), set(), 100.2)  # a claim that left nothing out
+    left_out.found_nothing(
+        set(), set(), 100.2, news=left_out.news()
+    )  # a claim that left nothing out
     assert left_out.wait({"a.example"}, {"ses"}, 100.3) == 0.0
+
+
+def test_sets_that_come_and_go_in_turn_are_all_remembered() -> None:
+    # A domain at its cap and a mailer with its next batch claimed ahead, in turn: neither
+    # claim is repeated within the pause.
+    left_out = LeftOut(pause=2.0)
+    left_out.found_nothing({"a.example"}, set(), 100.0, news=left_out.news())
+    left_out.found_nothing(set(), {"ses"}, 100.1, news=left_out.news())
+    assert left_out.wait({"a.example"}, set(), 100.2) == pytest.approx(1.8)
+    assert left_out.wait(set(), {"ses"}, 100.2) == pytest.approx(1.9)
+    assert left_out.wait({"b.example"}, {"tx"}, 100.2) == 0.0
+
+
+def test_mail_announced_while_a_claim_ran_is_not_paused_away() -> None:
+    left_out = LeftOut(pause=2.0)
+    news = left_out.news()  # read before the claim
+    left_out.forget()  # NOTIFY: mail enqueued while the claim ran
+    left_out.found_nothing({"a.example"}, set(), 100.0, news=news)  # the claim found nothing
+    assert left_out.wait({"a.example"}, set(), 100.1) == 0.0
 
 
 class CountingStorage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -67,9 +68,7 @@ def test_parallel_deliveries_per_domain_are_capped(cap: int) -> None:
     queue.enqueue(messages(6, "a.example") + messages(6, "b.example"))
     worker = Worker(
         queue.storage,
-        options=WorkerOptions(
-            batch=1, concurrency=4, mailer_concurrency=4, domain_concurrency=cap, poll_interval=0.05
-        ),
+        options=WorkerOptions(batch=1, concurrency=4, domain_concurrency=cap, poll_interval=0.05),
         hooks=Hooks(),
         policy=RetryPolicy(),
         reporter=Recorder(),
@@ -239,7 +238,7 @@ def test_a_mailers_next_batch_is_claimed_ahead_once_while_its_delivery_runs() ->
     queue.enqueue(messages(8))
     worker = Worker(
         queue.storage,
-        options=WorkerOptions(batch=2, concurrency=2, poll_interval=0.05),
+        options=WorkerOptions(batch=2, concurrency=2, mailer_concurrency=1, poll_interval=0.05),
         hooks=Hooks(),
         policy=RetryPolicy(),
         reporter=Recorder(),
@@ -249,8 +248,36 @@ def test_a_mailers_next_batch_is_claimed_ahead_once_while_its_delivery_runs() ->
     while not run.done():
         counts = queue.status().counts
         most_claimed = max(most_claimed, counts[State.SENDING])
+        time.sleep(0.005)
     assert run.result() == 0
     assert states(queue) == {"sent": 8}
     assert most_claimed == 4  # the batch in flight (0.2 s a message) and the next, waiting
     assert backends.SlowBackend.most == {"example.com": 1}
     assert {m.attempts for m in queue.list(limit=20)} == {1}
+
+
+def test_by_default_one_delivery_a_pooled_mailer_and_any_number_of_one_without_a_pool() -> None:
+    # A mailer whose deliveries go over a pool of connections (mailout's SMTP backend) runs
+    # one at a time; one that sends a message at a time (locmem, an API backend) runs as many
+    # as the worker's concurrency, as before (test_parallel_deliveries_per_domain_are_capped).
+    mailout.configure(
+        {
+            "EMAIL_QUEUE_URL": "memory:",
+            "MAILERS": {
+                "smtp": {
+                    "BACKEND": "mailout.backends.smtp.EmailBackend",
+                    "OPTIONS": {"host": "127.0.0.1"},
+                },
+                "api": {"BACKEND": "mailout.backends.locmem.EmailBackend"},
+            },
+        }
+    )
+    queue = Queue()
+    worker = Worker(queue.storage, options=WorkerOptions(concurrency=3), reporter=Recorder())
+    assert (worker._mailer_limit("smtp"), worker._mailer_limit("api")) == (1, 3)
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(concurrency=3, mailer_concurrency=2),
+        reporter=Recorder(),
+    )
+    assert (worker._mailer_limit("smtp"), worker._mailer_limit("api")) == (2, 2)

@@ -58,7 +58,8 @@ def add_parser(commands: Any) -> None:
     worker.add_argument(
         "--mailer-concurrency",
         type=_positive,
-        help="deliveries of one mailer in flight at once (default 1: its pool spreads each)",
+        help="deliveries of one mailer in flight at once (default: 1 for a mailer with a pool "
+        "of connections, --concurrency for one that sends a message at a time)",
     )
     worker.add_argument("--rate", type=_rate, help="rate of every mailer, e.g. 10/s or 600/min")
     worker.add_argument("--batch", type=_positive, help="messages per claim and per delivery")

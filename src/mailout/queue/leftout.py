@@ -1,4 +1,4 @@
-"""What a worker remembers of a claim that left busy domains and mailers out and found nothing.
+"""What a worker remembers of claims that left busy domains and mailers out and found nothing.
 
 While a destination is at its connection cap (every worker's deliveries hold its slots), a
 worker with a delivery thread free claims everything *but* that destination's mail. When the
@@ -6,44 +6,67 @@ queue holds nothing else, that claim finds nothing, and asking again before anyt
 would find nothing again: with four workers draining one big domain it was one wasted claim a
 delivery, a tenth of PostgreSQL's work a message. So the worker does not ask again, with the
 same or more left out, for ``pause`` seconds (its poll interval), unless new mail is announced
-(``forget``: the store's wake-up). Leaving fewer out (a delivery ended, its slots are free)
-asks at once. Mail of another domain that becomes due meanwhile waits at most ``pause``,
-as it would for a lost wake-up.
+(``forget``: the store's wake-up, leases that expired). Leaving out less than every claim
+remembered (a delivery ended, its slots are free) asks at once. Several recent claims are
+remembered, each with what it left out, so that sets that come and go in turn (a domain's cap,
+a mailer's batch claimed ahead) do not make every other claim ask again. Mail of another
+domain that becomes due meanwhile waits at most ``pause``, as after a lost wake-up.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Collection
+from typing import Final
+
+from mailout.queue.storage._claim import Excluded, excluded
 
 __all__ = ["LeftOut"]
 
 
 class LeftOut:
+    #: Claims remembered at most (the sets a worker leaves out are few: its busy domains and
+    #: mailers): past it, the one whose pause ends first is forgotten.
+    REMEMBERED: Final = 16
+
     def __init__(self, pause: float) -> None:
         self.pause = pause
-        self._domains: frozenset[str] = frozenset()
-        self._mailers: frozenset[str] = frozenset()
-        self._until = 0.0
+        self._until: dict[Excluded, float] = {}  # what a claim left out -> when to ask again
+        self._news = 0  # how many times new mail was announced
         self._lock = threading.Lock()  # forget() comes from the store's listener thread
 
-    def found_nothing(self, domains: Collection[str], mailers: Collection[str], now: float) -> None:
+    def news(self) -> int:
+        """Read before a claim, handed to ``found_nothing`` after it: mail announced while the
+        claim ran (its wake-up already spent) must not be paused away."""
+        with self._lock:
+            return self._news
+
+    def found_nothing(
+        self, domains: Collection[str], mailers: Collection[str], now: float, *, news: int
+    ) -> None:
         """A claim leaving ``domains`` and ``mailers`` out found nothing at ``now``."""
-        if domains or mailers:
-            with self._lock:
-                self._domains, self._mailers = frozenset(domains), frozenset(mailers)
-                self._until = now + self.pause
+        if not (domains or mailers):
+            return
+        with self._lock:
+            if news != self._news:
+                return  # new mail came while it ran: the next claim asks
+            self._until[excluded(mailers, domains)] = now + self.pause
+            if len(self._until) > self.REMEMBERED:
+                del self._until[min(self._until, key=self._until.__getitem__)]
 
     def wait(self, domains: Collection[str], mailers: Collection[str], now: float) -> float:
         """How long a claim leaving these out would surely find nothing (0: claim now)."""
-        with self._lock:
-            if now >= self._until or not (domains or mailers):
-                return 0.0
-            if self._domains <= set(domains) and self._mailers <= set(mailers):
-                return self._until - now
+        if not (domains or mailers):
             return 0.0
+        leaving_out = excluded(mailers, domains)
+        with self._lock:
+            for key in [k for k, until in self._until.items() if until <= now]:
+                del self._until[key]
+            pauses = [until for key, until in self._until.items() if key <= leaving_out]
+        return max(pauses) - now if pauses else 0.0
 
     def forget(self) -> None:
         """New mail: the next claim asks."""
         with self._lock:
-            self._until = 0.0
+            self._until.clear()
+            self._news += 1

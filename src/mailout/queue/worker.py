@@ -65,7 +65,9 @@ class WorkerOptions:
 
     batch: int = 200  # messages per claim, and at most per delivery
     concurrency: int = 2  # deliveries in flight at once
-    mailer_concurrency: int = 1  # deliveries of one mailer in flight at once
+    # Deliveries of one mailer in flight at once; None: one for a mailer whose deliveries go
+    # over a pool of connections, ``concurrency`` for one that sends a message at a time.
+    mailer_concurrency: int | None = None
     lease: float = 60.0  # seconds a claim survives the worker's silence
     limits: Mapping[str, Limit] = field(default_factory=dict)
     domain_concurrency: int = 20
@@ -74,8 +76,8 @@ class WorkerOptions:
     poll_interval: float = 1.0  # longest sleep when nothing is due (and no wake-up came)
 
     def __post_init__(self) -> None:
-        counts = (self.batch, self.concurrency, self.mailer_concurrency, self.domain_concurrency)
-        if min(counts) < 1:
+        per_mailer = 1 if self.mailer_concurrency is None else self.mailer_concurrency
+        if min(self.batch, self.concurrency, per_mailer, self.domain_concurrency) < 1:
             raise ValueError(
                 "batch, concurrency, mailer_concurrency and domain_concurrency must be at least 1"
             )
@@ -259,7 +261,8 @@ class Worker:
                 next_status = now + 5.0
             if now >= next_expiry:
                 released = self.storage.release_expired(now=now)
-                if released:
+                if released:  # mail to claim again, announced by no store
+                    self._left_out.forget()
                     self.reporter.event("leases-expired", level=logging.WARNING, count=released)
                 next_expiry = now + max(0.5, min(self.options.lease / 2, 30.0))
             self._give_back_stale()
@@ -279,6 +282,7 @@ class Worker:
                 else:
                     self._sleep(pause)
                 continue
+            news = self._left_out.news()
             claimed = self.storage.claim(
                 worker=self.id,
                 limit=self.options.batch,
@@ -292,7 +296,7 @@ class Worker:
                 idle_since = None
                 self._dispatch(executor, claimed)
                 continue
-            self._left_out.found_nothing(busy_domains, busy_mailers, now)
+            self._left_out.found_nothing(busy_domains, busy_mailers, now, news=news)
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
@@ -356,7 +360,14 @@ class Worker:
             part = max(1, int(slots.width * per_connection))
         with self._lock:
             self._delivering[mailer] += 1
-        future = executor.submit(self._deliver, mailer, admitted, slots, part)
+        try:
+            future = executor.submit(self._deliver, mailer, admitted, slots, part)
+        except BaseException:  # shutting down: nothing started, nothing held
+            with self._lock:
+                self._delivering[mailer] -= 1
+            self._caps.done(slots)
+            self._wait(mailer, admitted, since)
+            raise
         with self._lock:
             self._inflight[future] = [m.id for m in admitted]
 
@@ -366,21 +377,29 @@ class Worker:
         else:  # back to the queue, the attempt not counted
             self.storage.release([m.id for m in messages], worker=self.id, now=self._clock())
 
+    def _mailer_limit(self, mailer: str) -> int:
+        """Deliveries of ``mailer`` this worker may have in flight (``mailer_concurrency``)."""
+        if self.options.mailer_concurrency is not None:
+            return self.options.mailer_concurrency
+        connections, _ = self._transports.shape(mailer)  # known: its mail was admitted
+        return 1 if connections > 1 else self.options.concurrency
+
     def _mailer_at_its_limit(self, mailer: str) -> bool:
+        limit = self._mailer_limit(mailer)
         with self._lock:
-            return self._delivering[mailer] >= self.options.mailer_concurrency
+            return self._delivering[mailer] >= limit
 
     def _mailers_with_enough(self) -> set[str]:
         """Mailers with as many deliveries in flight as one mailer may have and their next
         batch already claimed, waiting: the next claim leaves their mail out. (A mailer's
         pool already spreads a delivery over its connections; a second delivery of the same
         mailer in one process mostly adds threads taking turns at the GIL. The batch claimed
-        ahead starts the moment the delivery ends, with no claim in between.)"""
-        limit = self.options.mailer_concurrency
+        ahead starts the moment the delivery ends, with no claim in between. A mailer that
+        sends one message at a time -- an API backend, say -- is not held back so.)"""
         waiting = self._waiting.mailers()
         with self._lock:
-            full = {mailer for mailer, count in self._delivering.items() if count >= limit}
-        return full & waiting
+            delivering = dict(self._delivering)
+        return {m for m in waiting if delivering.get(m, 0) >= self._mailer_limit(m)}
 
     def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
         """Mail waiting for a slot, first in first out, while a delivery thread is free (mail

@@ -6,6 +6,7 @@ and runs these functions inside its claim transaction.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sized
@@ -50,37 +51,49 @@ class Widening:
     have read every queued row for little, so it is rationed: after one that took ``t``
     seconds, the next comes ``max(FLOOR, t / SHARE)`` seconds later (2 % of one claimer's
     time at most) -- for claims that leave out at least as much as that one did. A claim that
-    leaves out less (a mailer's delivery ended, a domain has a slot again) may find what that
-    one could not: it looks at once."""
+    leaves out less than every short look remembered (a mailer's delivery ended, a domain has
+    a slot again) may find what they could not: it looks at once. Several short looks are
+    remembered, each with what it left out, so that sets that come and go in turn do not make
+    every other claim read the whole queue."""
 
     FLOOR: Final = 5.0
     SHARE: Final = 0.02
+    #: Short looks remembered at most; past it, the one whose ration ends first is forgotten.
+    REMEMBERED: Final = 16
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._next = 0.0
-        self._left_out: Excluded = frozenset()
+        self._rationed: dict[Excluded, float] = {}  # what a short look left out -> until
+        self._lock = threading.Lock()  # a storage's claims may come from several threads
 
     def allowed(self, leaving_out: Excluded = frozenset()) -> bool:
-        return self._clock() >= self._next or not self._left_out <= leaving_out
+        now = self._clock()
+        with self._lock:
+            for key in [k for k, until in self._rationed.items() if until <= now]:
+                del self._rationed[key]
+            return not any(key <= leaving_out for key in self._rationed)
 
     def look(
         self, find: Callable[[], _Found], *, enough: int, leaving_out: Excluded = frozenset()
     ) -> _Found:
         """Run ``find`` (a look at the whole queue, ``leaving_out`` that mail); unless it
-        found ``enough``, ration the next look by the time this one took."""
+        found ``enough``, ration the looks that leave out as much by the time this one took."""
         started = self._clock()
         found = None
         try:
             found = find()
             return found
         finally:
-            if found is None or len(found) < enough:
-                took = self._clock() - started
-                self._next = self._clock() + max(self.FLOOR, took / self.SHARE)
-                self._left_out = leaving_out
-            else:
-                self._next = 0.0
+            took = self._clock() - started
+            with self._lock:
+                if found is None or len(found) < enough:
+                    until = self._clock() + max(self.FLOOR, took / self.SHARE)
+                    self._rationed[leaving_out] = until
+                    if len(self._rationed) > self.REMEMBERED:
+                        del self._rationed[min(self._rationed, key=self._rationed.__getitem__)]
+                else:  # mail outside what it left out: claims that leave out less find it too
+                    for key in [k for k in self._rationed if k <= leaving_out]:
+                        del self._rationed[key]
 
 
 #: (state, priority, how many) -> [(id, mailer), ...] in due order
