@@ -142,3 +142,18 @@ def test_short_looks_that_leave_out_different_mail_in_turn_are_each_rationed() -
     widening.look(lambda: [1, 2], enough=2, leaving_out=mailer | domain)  # found enough
     assert widening.allowed(mailer)
     assert widening.allowed(domain)
+
+
+def test_a_full_memory_of_short_looks_keeps_the_newest() -> None:
+    clock = Clock()
+    widening = Widening(clock)
+
+    def slow() -> list[int]:
+        clock.now += 1.0  # rationed for 50 s
+        return []
+
+    for n in range(Widening.REMEMBERED):
+        widening.look(slow, enough=1, leaving_out=excluded([f"m{n}"], []))
+    fast = excluded(["new"], [])
+    widening.look(list, enough=1, leaving_out=fast)  # rationed for the floor only: 5 s
+    assert not widening.allowed(fast)

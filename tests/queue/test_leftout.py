@@ -11,6 +11,7 @@ import mailout
 from mailout.queue import Hooks, Queue, RetryPolicy, State, Worker, WorkerOptions
 from mailout.queue.leftout import LeftOut
 from mailout.queue.storage import Storage
+from tests.queue import backends
 from tests.queue.helpers import Recorder
 
 
@@ -119,3 +120,56 @@ def test_slots_freed_elsewhere_do_not_make_a_worker_ask_again_but_new_mail_does(
         worker.stop()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_mail_announced_during_a_left_out_claim_goes_while_a_delivery_runs() -> None:
+    # Mailer a's delivery runs (2 s) and its next batch waits, claimed ahead, so the worker's
+    # claims leave a out. Mail of mailer b enqueued (and announced) while such a claim runs
+    # goes at once on the free delivery thread, not when a's delivery ends.
+    backends.SlowBackend.reset()
+    mailout.configure(
+        {
+            "EMAIL_QUEUE_URL": "memory:",
+            "MAILERS": {
+                "a": {"BACKEND": "tests.queue.backends.SlowBackend"},
+                "b": {"BACKEND": "mailout.backends.locmem.EmailBackend"},
+            },
+        }
+    )
+    queue = Queue()
+    queue.enqueue(
+        [
+            mailout.EmailMessage(f"A{n}", "Body", "s@example.com", ["u@a.example"])
+            for n in range(20)
+        ],
+        mailer="a",
+    )
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(batch=10, concurrency=2, mailer_concurrency=1, poll_interval=5),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    announced: list[float] = []
+    claim = queue.storage.claim
+
+    def claim_and_announce(**kwargs: object) -> list[object]:
+        got = claim(**kwargs)  # type: ignore[arg-type]
+        if not got and "a" in kwargs.get("exclude_mailers", ()) and not announced:  # type: ignore[operator]
+            queue.enqueue([mailout.EmailMessage("B", "Body", "s@example.com", ["u@b.example"])],
+                          mailer="b")  # fmt: skip
+            announced.append(time.monotonic())
+            worker.wake()
+        return got  # type: ignore[return-value]
+
+    queue.storage.claim = claim_and_announce  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        assert wait_until(lambda: bool(announced))
+        assert wait_until(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)), 1.0)
+        assert time.monotonic() - announced[0] < 1.0  # a's delivery takes 2 s
+    finally:
+        worker.stop()
+        thread.join(30)

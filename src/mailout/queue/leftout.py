@@ -63,7 +63,8 @@ class LeftOut:
             for key in [k for k, until in self._until.items() if until <= now]:
                 del self._until[key]
             pauses = [until for key, until in self._until.items() if key <= leaving_out]
-        return max(pauses) - now if pauses else 0.0
+        # At most one pause from now, even if the clock stepped back since.
+        return min(self.pause, max(pauses) - now) if pauses else 0.0
 
     def forget(self) -> None:
         """New mail: the next claim asks."""

@@ -297,6 +297,8 @@ class Worker:
                 self._dispatch(executor, claimed)
                 continue
             self._left_out.found_nothing(busy_domains, busy_mailers, now, news=news)
+            if self._left_out.news() != news:
+                continue  # mail was announced while the claim ran: ask again now
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
@@ -360,14 +362,9 @@ class Worker:
             part = max(1, int(slots.width * per_connection))
         with self._lock:
             self._delivering[mailer] += 1
-        try:
-            future = executor.submit(self._deliver, mailer, admitted, slots, part)
-        except BaseException:  # shutting down: nothing started, nothing held
-            with self._lock:
-                self._delivering[mailer] -= 1
-            self._caps.done(slots)
-            self._wait(mailer, admitted, since)
-            raise
+        # If this raises (no thread can be started), the job may still be queued and run at
+        # shutdown: nothing is undone here; the loop stops and the leases settle the rest.
+        future = executor.submit(self._deliver, mailer, admitted, slots, part)
         with self._lock:
             self._inflight[future] = [m.id for m in admitted]
 

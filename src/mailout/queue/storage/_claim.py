@@ -89,8 +89,9 @@ class Widening:
                 if found is None or len(found) < enough:
                     until = self._clock() + max(self.FLOOR, took / self.SHARE)
                     self._rationed[leaving_out] = until
-                    if len(self._rationed) > self.REMEMBERED:
-                        del self._rationed[min(self._rationed, key=self._rationed.__getitem__)]
+                    if len(self._rationed) > self.REMEMBERED:  # never the one just rationed
+                        older = [k for k in self._rationed if k != leaving_out]
+                        del self._rationed[min(older, key=self._rationed.__getitem__)]
                 else:  # mail outside what it left out: claims that leave out less find it too
                     for key in [k for k in self._rationed if k <= leaving_out]:
                         del self._rationed[key]
