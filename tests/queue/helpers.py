@@ -55,6 +55,16 @@ def make_worker(
     )
 
 
+def memory_queue_with_mailers(**mailers: str) -> None:
+    """Configure a queue in memory and ``MAILERS`` aliases, each to a backend's dotted path."""
+    mailout.configure(
+        {
+            "EMAIL_QUEUE_URL": "memory:",
+            "MAILERS": {name: {"BACKEND": path} for name, path in mailers.items()},
+        }
+    )
+
+
 def drain(storage: Storage, clock: Clock, **kwargs: Any) -> Worker:
     """Deliver what is due now, as ``mailout queue worker --once`` does; check it exits 0."""
     worker = make_worker(storage, clock, **kwargs)

@@ -12,7 +12,7 @@ from mailout.queue import Hooks, Queue, RetryPolicy, State, Worker, WorkerOption
 from mailout.queue.leftout import LeftOut
 from mailout.queue.storage import Storage
 from tests.queue import backends
-from tests.queue.helpers import Recorder
+from tests.queue.helpers import Recorder, memory_queue_with_mailers
 
 
 def test_the_same_or_more_left_out_waits_out_the_pause() -> None:
@@ -127,14 +127,8 @@ def test_mail_announced_during_a_left_out_claim_goes_while_a_delivery_runs() -> 
     # claims leave a out. Mail of mailer b enqueued (and announced) while such a claim runs
     # goes at once on the free delivery thread, not when a's delivery ends.
     backends.SlowBackend.reset()
-    mailout.configure(
-        {
-            "EMAIL_QUEUE_URL": "memory:",
-            "MAILERS": {
-                "a": {"BACKEND": "tests.queue.backends.SlowBackend"},
-                "b": {"BACKEND": "mailout.backends.locmem.EmailBackend"},
-            },
-        }
+    memory_queue_with_mailers(
+        a="tests.queue.backends.SlowBackend", b="mailout.backends.locmem.EmailBackend"
     )
     queue = Queue()
     queue.enqueue(

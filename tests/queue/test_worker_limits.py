@@ -15,7 +15,7 @@ from mailout.exceptions import StorageError
 from mailout.queue import Hooks, Limit, Queue, Report, RetryPolicy, State, Worker, WorkerOptions
 from tests.queue import backends
 from tests.queue.conftest import T0, Clock
-from tests.queue.helpers import Recorder, drain, make_worker, states
+from tests.queue.helpers import Recorder, drain, make_worker, memory_queue_with_mailers, states
 from tests.servers.sink import SinkServer
 
 
@@ -187,18 +187,11 @@ def test_once_delivers_every_mailer_behind_a_long_run_out_of_quota(
 def test_deliveries_of_one_mailer_in_flight_are_limited_not_those_of_several(
     mailer_concurrency: int,
 ) -> None:
-    # By default a worker runs one delivery of a mailer at a time (the mailer's pool spreads
-    # it over its connections), and other mailers' deliveries beside it.
+    # A worker runs at most mailer_concurrency deliveries of one mailer at a time, and other
+    # mailers' deliveries beside them.
     backends.SlowBackend.reset()
-    mailout.configure(
-        {
-            "EMAIL_QUEUE_URL": "memory:",
-            "MAILERS": {
-                "a": {"BACKEND": "tests.queue.backends.SlowBackend"},
-                "b": {"BACKEND": "tests.queue.backends.SlowBackend"},
-            },
-        }
-    )
+    slow = "tests.queue.backends.SlowBackend"
+    memory_queue_with_mailers(a=slow, b=slow)
     queue = Queue()
     queue.enqueue(messages(4, "a.example"), mailer="a")
     queue.enqueue(messages(4, "b.example"), mailer="b")
