@@ -124,15 +124,15 @@ def test_mail_waiting_for_a_slot_goes_back_after_half_the_lease(clock: Clock) ->
     queue.enqueue(messages(3))
     worker = make_worker(queue.storage, clock, lease=10.0)
     claimed = queue.storage.claim(worker=worker.id, limit=3, lease=10, now=clock.now)
-    worker._waiting.add("default", claimed[:2], clock.now)
-    worker._waiting.add("default", claimed[2:], clock.now + 3)
+    worker._admission.waiting.add("default", claimed[:2], clock.now)
+    worker._admission.waiting.add("default", claimed[2:], clock.now + 3)
     clock.advance(4.9)
-    worker._give_back_stale()
+    worker._admission.give_back_stale()
     assert states(queue) == {"sending": 3}
     clock.advance(0.2)  # the first two waited 5.1 s: half the lease
-    worker._give_back_stale()
+    worker._admission.give_back_stale()
     assert states(queue) == {"queued": 2, "sending": 1}
-    assert worker._waiting.clear() == [[claimed[2].id]]
+    assert worker._admission.waiting.clear() == [[claimed[2].id]]
 
 
 def test_a_stopping_worker_gives_back_what_waits_even_if_the_store_fails(clock: Clock) -> None:
@@ -143,8 +143,8 @@ def test_a_stopping_worker_gives_back_what_waits_even_if_the_store_fails(clock: 
     queue.enqueue(messages(2))
     worker = make_worker(queue.storage, clock)
     claimed = queue.storage.claim(worker=worker.id, limit=2, lease=60, now=clock.now)
-    worker._waiting.add("default", claimed[:1], clock.now)
-    worker._waiting.add("default", claimed[1:], clock.now)
+    worker._admission.waiting.add("default", claimed[:1], clock.now)
+    worker._admission.waiting.add("default", claimed[1:], clock.now)
     release = queue.storage.release
     calls: list[list[int]] = []
 
@@ -267,10 +267,10 @@ def test_by_default_one_delivery_a_pooled_mailer_and_any_number_of_one_without_a
     )
     queue = Queue()
     worker = Worker(queue.storage, options=WorkerOptions(concurrency=3), reporter=Recorder())
-    assert (worker._mailer_limit("smtp"), worker._mailer_limit("api")) == (1, 3)
+    assert (worker._admission.mailer_limit("smtp"), worker._admission.mailer_limit("api")) == (1, 3)
     worker = Worker(
         queue.storage,
         options=WorkerOptions(concurrency=3, mailer_concurrency=2),
         reporter=Recorder(),
     )
-    assert (worker._mailer_limit("smtp"), worker._mailer_limit("api")) == (2, 2)
+    assert (worker._admission.mailer_limit("smtp"), worker._admission.mailer_limit("api")) == (2, 2)

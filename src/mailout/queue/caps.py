@@ -13,7 +13,7 @@ When a cap leaves fewer slots free than a delivery would use, the delivery is na
 goes over the connections that are free, in parts of ``width x per_connection`` messages, one
 after another (a transport uses ``ceil(n / per_connection)`` connections for ``n``). Only the
 mail of a domain or mailer with no slot free at all waits, in the worker that claimed it
-(``waiting.py``; back to the queue unattempted after ``lease / 2``), and those are left out
+(``admission.py``; back to the queue unattempted after ``lease / 2``), and those are left out
 of the next claims until a delivery finishes (``leftout.py``: such a claim that found
 nothing is not repeated at once). (Giving back whatever did not fit, as this did before,
 made busy workers claim, give back and claim the same messages again: with four workers on

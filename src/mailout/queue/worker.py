@@ -1,10 +1,10 @@
 """The worker: claim due mail under a lease, deliver it batch by batch, record every outcome.
 
 One loop claims (fairly, within rate limits and the per-domain cap) and hands each mailer's
-share of a claim to a delivery thread (``concurrency`` of them, at most
-``mailer_concurrency`` of one mailer at once: a mailer at that limit gets its next batch
-claimed ahead, waiting, then is left out of the claims); a heartbeat thread renews the leases
-while deliveries run, so a claim outlives a slow server but not a dead worker: when the
+share of a claim to a delivery thread (``concurrency`` of them) as far as ``admission.py``
+lets it start (deliveries of one mailer at once, connection slots; the rest waits in the
+worker, and a mailer at its limit gets one batch claimed ahead); a heartbeat thread renews
+the leases while deliveries run, so a claim outlives a slow server but not a dead worker: when the
 heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the mail over.
 An idle worker sleeps up to ``poll_interval``; a store that can tell when mail arrives
 (PostgreSQL's NOTIFY: ``Storage.subscribe``) wakes it sooner. The caps on connections per
@@ -22,7 +22,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import inspect
 import logging
-import math
 import os
 import random
 import signal
@@ -30,14 +29,13 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mailout._units import Rate
 from mailout.conf import settings
-from mailout.queue.caps import Slots
+from mailout.queue.admission import Admission, Start
 from mailout.queue.delivery import Deliverer
 from mailout.queue.hooks import Hooks
 from mailout.queue.leftout import LeftOut
@@ -48,7 +46,6 @@ from mailout.queue.policy import RetryPolicy
 from mailout.queue.report import Reporter
 from mailout.queue.storage import Storage
 from mailout.queue.transport import Transports
-from mailout.queue.waiting import Waiting
 from mailout.smtp._switching import quick_switches
 
 if TYPE_CHECKING:
@@ -163,9 +160,17 @@ class Worker:
         self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
         self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
-        self._delivering: Counter[str] = Counter()  # deliveries in flight, per mailer
-        # Claimed mail whose domain or mailer had no connection slot free (waiting.py).
-        self._waiting = Waiting(patience=max(1.0, self.options.lease / 2))
+        # What may start now; claimed mail that waits for a slot or its mailer's turn.
+        self._admission = Admission(
+            storage=storage,
+            worker=self.id,
+            caps=self._caps,
+            shape=self._transports.shape,
+            mailer_concurrency=self.options.mailer_concurrency,
+            concurrency=self.options.concurrency,
+            patience=max(1.0, self.options.lease / 2),
+            clock=clock,
+        )
         # A claim that left busy domains or mailers out and found nothing (leftout.py).
         self._left_out = LeftOut(pause=self.options.poll_interval)
         self._signalled: int | None = None
@@ -265,16 +270,16 @@ class Worker:
                     self._left_out.forget()
                     self.reporter.event("leases-expired", level=logging.WARNING, count=released)
                 next_expiry = now + max(0.5, min(self.options.lease / 2, 30.0))
-            self._give_back_stale()
+            self._admission.give_back_stale()
             if len(self._inflight) >= self.options.concurrency:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
-            if self._waiting:
+            if self._admission.waiting:
                 self._retry_waiting(executor)
                 if len(self._inflight) >= self.options.concurrency:
                     continue
             busy_domains, busy_mailers = self._caps.busy()
-            busy_mailers = busy_mailers | self._mailers_with_enough()
+            busy_mailers = busy_mailers | self._admission.mailers_with_enough()
             pause = self._left_out.wait(busy_domains, busy_mailers, now)
             if pause:  # only mail of busy domains was due a moment ago: wait for a slot
                 if self._inflight:
@@ -302,7 +307,7 @@ class Worker:
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
-            if self._waiting:  # for slots other workers hold: their release wakes us
+            if self._admission.waiting:  # for slots other workers hold: their release wakes us
                 self._sleep(self.options.poll_interval)
                 continue
             due = self.storage.next_due(now=now, exclude_mailers=busy_mailers)
@@ -344,88 +349,25 @@ class Worker:
         messages: list[ClaimedMessage],
         since: float,
     ) -> None:
-        """Start a delivery of what the caps let go now (narrowed to the slots free); the rest
-        waits for a slot (or for the mailer's delivery in flight to end), or, once it has
-        waited ``lease / 2``, goes back to the queue."""
-        if self._mailer_at_its_limit(mailer):
-            self._wait(mailer, messages, since)
-            return
-        connections, per_connection = self._transports.shape(mailer)
-        admitted, refused, slots = self._caps.admit(mailer, messages, connections, per_connection)
-        if refused:
-            self._wait(mailer, refused, since)
-        if not admitted:
-            return
-        # Narrowed by a cap: parts that each fit the connections free, one after another.
-        part = len(admitted)
-        if 0 < slots.width < connections and not math.isinf(per_connection):
-            part = max(1, int(slots.width * per_connection))
-        with self._lock:
-            self._delivering[mailer] += 1
+        start = self._admission.admit(mailer, messages, since)
+        if start is not None:
+            self._begin(executor, start)
+
+    def _begin(self, executor: cf.ThreadPoolExecutor, start: Start) -> None:
         # If this raises (no thread can be started), the job may still be queued and run at
         # shutdown: nothing is undone here; the loop stops and the leases settle the rest.
-        future = executor.submit(self._deliver, mailer, admitted, slots, part)
+        future = executor.submit(self._deliver, start)
         with self._lock:
-            self._inflight[future] = [m.id for m in admitted]
-
-    def _wait(self, mailer: str, messages: list[ClaimedMessage], since: float) -> None:
-        if self._waiting.patient(since, self._clock()):
-            self._waiting.add(mailer, messages, since)
-        else:  # back to the queue, the attempt not counted
-            self.storage.release([m.id for m in messages], worker=self.id, now=self._clock())
-
-    def _mailer_limit(self, mailer: str) -> int:
-        """Deliveries of ``mailer`` this worker may have in flight (``mailer_concurrency``)."""
-        if self.options.mailer_concurrency is not None:
-            return self.options.mailer_concurrency
-        connections, _ = self._transports.shape(mailer)  # known: its mail was admitted
-        return 1 if connections > 1 else self.options.concurrency
-
-    def _mailer_at_its_limit(self, mailer: str) -> bool:
-        limit = self._mailer_limit(mailer)
-        with self._lock:
-            return self._delivering[mailer] >= limit
-
-    def _mailers_with_enough(self) -> set[str]:
-        """Mailers with as many deliveries in flight as one mailer may have and their next
-        batch already claimed, waiting: the next claim leaves their mail out. (A mailer's
-        pool already spreads a delivery over its connections; a second delivery of the same
-        mailer in one process mostly adds threads taking turns at the GIL. The batch claimed
-        ahead starts the moment the delivery ends, with no claim in between. A mailer that
-        sends one message at a time -- an API backend, say -- is not held back so.)"""
-        waiting = self._waiting.mailers()
-        with self._lock:
-            delivering = dict(self._delivering)
-        return {m for m in waiting if delivering.get(m, 0) >= self._mailer_limit(m)}
+            self._inflight[future] = [m.id for m in start.messages]
 
     def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
-        """Mail waiting for a slot, first in first out, while a delivery thread is free (mail
-        of a mailer with as many deliveries in flight as it may have keeps its place)."""
-        waiting = self._waiting.take()
-        kept = []
-        n = 0
-        try:
-            while n < len(waiting) and len(self._inflight) < self.options.concurrency:
-                mailer, messages, since = waiting[n]
-                if self._mailer_at_its_limit(mailer):
-                    kept.append(waiting[n])
-                else:
-                    self._admit(executor, mailer, messages, since)
-                n += 1
-        finally:  # those not tried (or the one that raised): still waiting, still ours
-            self._waiting.put_back(kept + waiting[n:])
+        self._admission.retry_waiting(
+            room=lambda: len(self._inflight) < self.options.concurrency,
+            begin=lambda start: self._begin(executor, start),
+        )
 
-    def _give_back_stale(self) -> None:
-        """Mail that waited its patience out goes back to the queue, even while every
-        delivery thread is busy (a narrowed delivery may take minutes)."""
-        now = self._clock()
-        stale = self._waiting.stale(now)
-        if stale:
-            self.storage.release(stale, worker=self.id, now=now)
-
-    def _deliver(
-        self, mailer: str, messages: list[ClaimedMessage], slots: Slots, part: int
-    ) -> list[Report]:
+    def _deliver(self, start: Start) -> list[Report]:
+        mailer, messages, part = start.mailer, start.messages, start.part
         try:
             try:
                 transport = self._transports.get(mailer)
@@ -434,21 +376,19 @@ class Worker:
                 reports = self.deliverer.defer_all(messages, exc)
             else:
                 reports = []
-                for start in range(0, len(messages), part):
-                    if start and (self._stop.is_set() or self._signalled is not None):
+                for first in range(0, len(messages), part):
+                    if first and (self._stop.is_set() or self._signalled is not None):
                         # Stopping: the parts not started go back, as undelivered claims do.
-                        rest = [m.id for m in messages[start:]]
+                        rest = [m.id for m in messages[first:]]
                         self.storage.release(rest, worker=self.id, now=self._clock())
                         break
-                    reports += self.deliverer.deliver(transport, messages[start : start + part])
+                    reports += self.deliverer.deliver(transport, messages[first : first + part])
             self._note_relay_down(mailer, reports)
             with self._lock:
                 self.totals.add(reports)
             return reports
         finally:
-            with self._lock:
-                self._delivering[mailer] -= 1
-            self._caps.done(slots)
+            self._admission.finished(start)
 
     def _note_relay_down(self, mailer: str, reports: list[Report]) -> None:
         texts = {r.outcome.summary for r in reports if r.outcome.event == "deferred"}
@@ -485,7 +425,7 @@ class Worker:
         with self._lock:
             in_flight = sum(len(ids) for ids in self._inflight.values())
             totals = replace(self.totals)
-        in_flight += self._waiting.count()
+        in_flight += self._admission.waiting.count()
         return WorkerInfo(
             self.id,
             socket.gethostname(),
@@ -517,7 +457,7 @@ class Worker:
         # Claimed but never started, or still waiting for a connection slot: given back. (If
         # the store is what failed, they come back when their leases expire instead.)
         unstarted = [ids for future, ids in inflight.items() if future.cancel()]
-        unstarted += self._waiting.clear()
+        unstarted += self._admission.waiting.clear()
         for ids in unstarted:
             try:
                 self.storage.release(ids, worker=self.id, now=self._clock())
