@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mailout.queue.storage import Storage
-from mailout.queue.storage._claim import CLAIM_WINDOW, Widening, excluded
+from mailout.queue.storage._claim import CLAIM_WINDOW, HeldBack, Widening, excluded
 from tests.queue.conftest import STORAGES, T0, new
 
 
@@ -152,7 +152,7 @@ def test_a_full_memory_of_short_looks_keeps_the_newest() -> None:
         clock.now += 1.0  # rationed for 50 s
         return []
 
-    for n in range(Widening.REMEMBERED):
+    for n in range(HeldBack.REMEMBERED):
         widening.look(slow, enough=1, leaving_out=excluded([f"m{n}"], []))
     fast = excluded(["new"], [])
     widening.look(list, enough=1, leaving_out=fast)  # rationed for the floor only: 5 s

@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection
-from typing import Final
 
-from mailout.queue.storage._claim import Excluded, excluded
+from mailout.queue.storage._claim import HeldBack, excluded
 
 __all__ = ["LeftOut"]
 
 
 class LeftOut:
-    #: Claims remembered at most (the sets a worker leaves out are few: its busy domains and
-    #: mailers): past it, the one whose pause ends first is forgotten.
-    REMEMBERED: Final = 16
-
     def __init__(self, pause: float) -> None:
         self.pause = pause
-        self._until: dict[Excluded, float] = {}  # what a claim left out -> when to ask again
+        self._held = HeldBack()  # what a claim left out -> when to ask again
         self._news = 0  # how many times new mail was announced
         self._lock = threading.Lock()  # forget() comes from the store's listener thread
 
@@ -48,26 +43,19 @@ class LeftOut:
         if not (domains or mailers):
             return
         with self._lock:
-            if news != self._news:
-                return  # new mail came while it ran: the next claim asks
-            self._until[excluded(mailers, domains)] = now + self.pause
-            if len(self._until) > self.REMEMBERED:
-                del self._until[min(self._until, key=self._until.__getitem__)]
+            if news == self._news:  # else new mail came while it ran: the next claim asks
+                self._held.hold(excluded(mailers, domains), now + self.pause)
 
     def wait(self, domains: Collection[str], mailers: Collection[str], now: float) -> float:
         """How long a claim leaving these out would surely find nothing (0: claim now)."""
         if not (domains or mailers):
             return 0.0
-        leaving_out = excluded(mailers, domains)
-        with self._lock:
-            for key in [k for k, until in self._until.items() if until <= now]:
-                del self._until[key]
-            pauses = [until for key, until in self._until.items() if key <= leaving_out]
+        until = self._held.until(excluded(mailers, domains), now)
         # At most one pause from now, even if the clock stepped back since.
-        return min(self.pause, max(pauses) - now) if pauses else 0.0
+        return min(self.pause, until - now)
 
     def forget(self) -> None:
         """New mail: the next claim asks."""
         with self._lock:
-            self._until.clear()
+            self._held.release()
             self._news += 1

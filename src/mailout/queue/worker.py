@@ -4,8 +4,9 @@ One loop claims (fairly, within rate limits and the per-domain cap) and hands ea
 share of a claim to a delivery thread (``concurrency`` of them) as far as ``admission.py``
 lets it start (deliveries of one mailer at once, connection slots; the rest waits in the
 worker, and a mailer at its limit gets one batch claimed ahead); a heartbeat thread renews
-the leases while deliveries run, so a claim outlives a slow server but not a dead worker: when the
-heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the mail over.
+the leases while deliveries run, so a claim outlives a slow server but not a dead worker:
+when the heartbeat stops, the leases expire after ``lease`` seconds and any worker takes the
+mail over.
 An idle worker sleeps up to ``poll_interval``; a store that can tell when mail arrives
 (PostgreSQL's NOTIFY: ``Storage.subscribe``) wakes it sooner. The caps on connections per
 domain and per mailer come from the store (``Storage.caps``): counted in this process, or,

@@ -19,6 +19,7 @@ from mailout.queue.models import Priority, State
 __all__ = [
     "CLAIM_WINDOW",
     "Excluded",
+    "HeldBack",
     "Widening",
     "apply_limits",
     "excluded",
@@ -43,6 +44,45 @@ def excluded(mailers: Iterable[str], domains: Iterable[str]) -> Excluded:
     return frozenset([*(("mailer", m) for m in mailers), *(("domain", d) for d in domains)])
 
 
+class HeldBack:
+    """Sets of left-out mail, each with a time until which a claim that leaves out at least
+    as much is held back (it would find no more than the claim that left that set out). Several
+    sets are kept, so that sets that come and go in turn (a domain at its cap, a mailer's batch
+    claimed ahead) are each held back; past ``REMEMBERED``, the one whose time ends first goes
+    (never the one just set). Thread-safe."""
+
+    REMEMBERED: Final = 16
+
+    def __init__(self) -> None:
+        self._until: dict[Excluded, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, left_out: Excluded, until: float) -> None:
+        with self._lock:
+            self._until[left_out] = until
+            if len(self._until) > self.REMEMBERED:
+                older = [k for k in self._until if k != left_out]
+                del self._until[min(older, key=self._until.__getitem__)]
+
+    def until(self, leaving_out: Excluded, now: float) -> float:
+        """Until when a claim leaving out ``leaving_out`` is held back (``now`` or earlier:
+        it is not)."""
+        with self._lock:
+            for key in [k for k, until in self._until.items() if until <= now]:
+                del self._until[key]
+            return max((u for k, u in self._until.items() if k <= leaving_out), default=now)
+
+    def release(self, leaving_out: Excluded | None = None) -> None:
+        """Hold back no more the claims that leave out as much as ``leaving_out`` or less
+        (every claim, if None)."""
+        with self._lock:
+            if leaving_out is None:
+                self._until.clear()
+                return
+            for key in [k for k in self._until if k <= leaving_out]:
+                del self._until[key]
+
+
 class Widening:
     """When such a claim finds less than it asked for in its window, it looks at the whole
     queue, so that mail behind a long run of left-out mail (a mailer out of its daily quota,
@@ -50,28 +90,20 @@ class Widening:
     free to look again (that mail keeps flowing at full speed); one that comes back short may
     have read every queued row for little, so it is rationed: after one that took ``t``
     seconds, the next comes ``max(FLOOR, t / SHARE)`` seconds later (2 % of one claimer's
-    time at most) -- for claims that leave out at least as much as that one did. A claim that
-    leaves out less than every short look remembered (a mailer's delivery ended, a domain has
-    a slot again) may find what they could not: it looks at once. Several short looks are
-    remembered, each with what it left out, so that sets that come and go in turn do not make
-    every other claim read the whole queue."""
+    time at most) -- for claims that leave out at least as much as that one did (``HeldBack``).
+    A claim that leaves out less (a mailer's delivery ended, a domain has a slot again) may
+    find what it could not: it looks at once."""
 
     FLOOR: Final = 5.0
     SHARE: Final = 0.02
-    #: Short looks remembered at most; past it, the one whose ration ends first is forgotten.
-    REMEMBERED: Final = 16
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._rationed: dict[Excluded, float] = {}  # what a short look left out -> until
-        self._lock = threading.Lock()  # a storage's claims may come from several threads
+        self._rationed = HeldBack()
 
     def allowed(self, leaving_out: Excluded = frozenset()) -> bool:
         now = self._clock()
-        with self._lock:
-            for key in [k for k, until in self._rationed.items() if until <= now]:
-                del self._rationed[key]
-            return not any(key <= leaving_out for key in self._rationed)
+        return self._rationed.until(leaving_out, now) <= now
 
     def look(
         self, find: Callable[[], _Found], *, enough: int, leaving_out: Excluded = frozenset()
@@ -84,17 +116,11 @@ class Widening:
             found = find()
             return found
         finally:
-            took = self._clock() - started
-            with self._lock:
-                if found is None or len(found) < enough:
-                    until = self._clock() + max(self.FLOOR, took / self.SHARE)
-                    self._rationed[leaving_out] = until
-                    if len(self._rationed) > self.REMEMBERED:  # never the one just rationed
-                        older = [k for k in self._rationed if k != leaving_out]
-                        del self._rationed[min(older, key=self._rationed.__getitem__)]
-                else:  # mail outside what it left out: claims that leave out less find it too
-                    for key in [k for k in self._rationed if k <= leaving_out]:
-                        del self._rationed[key]
+            if found is None or len(found) < enough:
+                took = self._clock() - started
+                self._rationed.hold(leaving_out, self._clock() + max(self.FLOOR, took / self.SHARE))
+            else:  # mail outside what it left out: claims that leave out less find it too
+                self._rationed.release(leaving_out)
 
 
 #: (state, priority, how many) -> [(id, mailer), ...] in due order
