@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -161,6 +162,32 @@ def test_a_stopping_worker_gives_back_what_waits_even_if_the_store_fails(clock: 
     # The one whose release failed comes back when its lease expires; the other is back now.
     assert states(queue) == {"queued": 1, "sending": 1}
     assert queue.storage.get(claimed[1].id).summary.state == "queued"
+
+
+def test_a_stopping_worker_gives_back_the_slots_of_deliveries_that_never_started(
+    clock: Clock,
+) -> None:
+    # A delivery admitted (holding its domain's slot) but still queued in the executor when
+    # the worker stops is cancelled: its mail and its slot go back, or other workers would
+    # wait for that slot until this worker's registration is gone.
+    mailout.configure(
+        {"EMAIL_QUEUE_URL": "memory:", "EMAIL_QUEUE_MAILER": "mailout.backends.locmem.EmailBackend"}
+    )
+    queue = Queue(clock=clock)
+    queue.enqueue(messages(2, "capped.example"))
+    worker = make_worker(queue.storage, clock, domain_concurrency=1)
+    claimed = queue.storage.claim(worker=worker.id, limit=2, lease=60, now=clock.now)
+    start = worker._admission.admit("default", claimed, clock.now)
+    assert start is not None
+    assert worker._caps.busy()[0] == {"capped.example"}
+    unblock = threading.Event()
+    with cf.ThreadPoolExecutor(1) as executor:
+        executor.submit(unblock.wait, 10)  # the one delivery thread is busy
+        worker._begin(executor, start)  # so this delivery waits in the executor's queue
+        threading.Timer(0.2, unblock.set).start()
+        assert worker._finish(executor) == 0
+    assert worker._caps.busy() == (set(), set())
+    assert states(queue) == {"queued": 2}
 
 
 def test_once_delivers_every_mailer_behind_a_long_run_out_of_quota(

@@ -116,7 +116,7 @@ class Worker:
         )
         self._transports = Transports(mailer_factory)
         self._lock = threading.Lock()
-        self._inflight: dict[cf.Future[list[Report]], list[int]] = {}
+        self._inflight: dict[cf.Future[list[Report]], Start] = {}
         # What may start now; claimed mail that waits for a slot or its mailer's turn.
         self._admission = Admission(
             storage=storage,
@@ -315,7 +315,9 @@ class Worker:
         # shutdown: nothing is undone here; the loop stops and the leases settle the rest.
         future = executor.submit(self._deliver, start)
         with self._lock:
-            self._inflight[future] = [m.id for m in start.messages]
+            self._inflight[future] = start
+        # A delivery that ends wakes the loop as new mail does (_wait_for_delivery).
+        future.add_done_callback(lambda _: self._wake.set())
 
     def _retry_waiting(self, executor: cf.ThreadPoolExecutor) -> None:
         self._admission.retry_waiting(
@@ -371,16 +373,18 @@ class Worker:
             future.result()  # a delivery that raised (the store failed) ends the loop
 
     def _wait_for_delivery(self, timeout: float) -> None:
-        with self._lock:
-            pending = list(self._inflight)
-        if pending:
-            cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        """Until a delivery ends, mail is announced, slots are given back or the worker
+        stops (each sets ``_wake``), or ``timeout``: a delivery thread left free while
+        others deliver hears of new mail at once, not when some delivery ends."""
+        if self._inflight:
+            self._wake.wait(timeout)
+            self._wake.clear()
 
     # -- heartbeat and shutdown --------------------------------------------------------------
 
     def _info(self) -> WorkerInfo:
         with self._lock:
-            in_flight = sum(len(ids) for ids in self._inflight.values())
+            in_flight = sum(len(start.messages) for start in self._inflight.values())
             totals = replace(self.totals)
         in_flight += self._admission.waiting.count()
         return WorkerInfo(
@@ -413,13 +417,21 @@ class Worker:
             inflight = dict(self._inflight)
         # Claimed but never started, or still waiting for a connection slot: given back. (If
         # the store is what failed, they come back when their leases expire instead.)
-        unstarted = [ids for future, ids in inflight.items() if future.cancel()]
+        cancelled = [start for future, start in inflight.items() if future.cancel()]
+        unstarted = [[m.id for m in start.messages] for start in cancelled]
         unstarted += self._admission.waiting.clear()
         for ids in unstarted:
             try:
                 self.storage.release(ids, worker=self.id, now=self._clock())
             except Exception as error:
                 log.warning("could not give back %d claimed messages: %s", len(ids), error)
+        # Their _deliver never runs to give their connection slots back: other workers
+        # would wait for them until this worker's registration is gone.
+        for start in cancelled:
+            try:
+                self._admission.finished(start)
+            except Exception as error:
+                log.warning("could not give back connection slots: %s", error)
         executor.shutdown(wait=True)
         for future in inflight:
             if not future.cancelled() and future.exception() is not None:
