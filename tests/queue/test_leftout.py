@@ -167,3 +167,95 @@ def test_mail_announced_during_a_left_out_claim_goes_while_a_delivery_runs() -> 
     finally:
         worker.stop()
         thread.join(30)
+
+
+def slow_and_quick_mailers(a_messages: int, b_messages: int) -> Queue:
+    """Mailer a (SlowBackend: 0.2 s a message) to a.example, mailer b (locmem) to b.example."""
+    backends.SlowBackend.reset()
+    memory_queue_with_mailers(
+        a="tests.queue.backends.SlowBackend", b="mailout.backends.locmem.EmailBackend"
+    )
+    queue = Queue()
+    for mailer, count in (("a", a_messages), ("b", b_messages)):
+        queue.enqueue(
+            [
+                mailout.EmailMessage(
+                    f"{mailer}{n}", "Body", "s@example.com", [f"u@{mailer}.example"]
+                )
+                for n in range(count)
+            ],
+            mailer=mailer,
+        )
+    return queue
+
+
+def test_slots_freed_elsewhere_do_not_wake_a_delivering_worker_that_waits_for_none() -> None:
+    # Every delivery's end anywhere tells every worker (PostgreSQL's NOTIFY). A worker whose
+    # own delivery runs, with no mail waiting for a slot, does not look again for each.
+    queue = slow_and_quick_mailers(10, 0)
+    counting = CountingStorage(queue.storage)
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(batch=10, concurrency=2, poll_interval=30),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        assert wait_until(lambda: backends.SlowBackend.most_at_once == 1)  # a's 2 s delivery
+        time.sleep(0.2)
+        before = len(counting.claims)
+        for _ in range(10):
+            worker.slots_freed()
+            time.sleep(0.02)
+        assert len(counting.claims) == before
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_mail_at_a_cap_goes_when_a_slot_is_freed_elsewhere_while_a_delivery_runs() -> None:
+    queue = slow_and_quick_mailers(10, 1)
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(batch=20, concurrency=2, domain_concurrency=1, poll_interval=30),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    # Another worker's delivery holds b.example's only slot.
+    [held] = queue.storage.claim(
+        worker="other", limit=1, lease=60, now=time.time(), exclude_mailers={"a"}
+    )
+    queue.storage.release([held.id], worker="other", now=time.time())
+    _, _, other = worker._caps.admit("b", [held], 1, 50)
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        assert wait_until(lambda: backends.SlowBackend.most_at_once == 1)  # a's 2 s delivery
+        assert wait_until(lambda: worker._capped)  # its claims leave b.example out
+        worker._caps.done(other)  # given back elsewhere, and announced
+        freed = time.monotonic()
+        worker.slots_freed()
+        assert wait_until(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)))
+        assert time.monotonic() - freed < 1.0  # not when a's delivery ends
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_mail_claimed_ahead_for_its_mailers_turn_is_not_waiting_for_slots() -> None:
+    queue = slow_and_quick_mailers(2, 0)
+    worker = Worker(queue.storage, options=WorkerOptions(mailer_concurrency=1), reporter=Recorder())
+    claimed = queue.storage.claim(worker=worker.id, limit=2, lease=60, now=time.time())
+    assert not worker._admission.waiting_for_slots()
+    start = worker._admission.admit("a", claimed[:1], time.time())  # a's one delivery
+    assert start is not None
+    worker._admission.waiting.add("a", claimed[1:], time.time())  # its next, claimed ahead
+    assert not worker._admission.waiting_for_slots()
+    worker._admission.finished(start)  # a may deliver again: what waits, waits for slots
+    assert worker._admission.waiting_for_slots()

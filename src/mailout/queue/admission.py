@@ -136,6 +136,10 @@ class Admission:
             delivering = dict(self._delivering)
         return {m for m in waiting if delivering.get(m, 0) >= self.mailer_limit(m)}
 
+    def waiting_for_slots(self) -> bool:
+        """Whether some mail waits for connection slots (not for its mailer's turn)."""
+        return any(not self.at_limit(mailer) for mailer in self.waiting.mailers())
+
     def _wait(self, mailer: str, messages: list[ClaimedMessage], since: float) -> None:
         if self.waiting.patient(since, self._clock()):
             self.waiting.add(mailer, messages, since)

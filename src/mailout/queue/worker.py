@@ -130,6 +130,7 @@ class Worker:
         )
         # A claim that left busy domains or mailers out and found nothing (leftout.py).
         self._left_out = LeftOut(pause=self.options.poll_interval)
+        self._capped = False  # the last claim's look: some domain or mailer at its cap
         self._signalled: int | None = None
         self.totals = _Totals()
         self.started_at = clock()
@@ -148,8 +149,14 @@ class Worker:
         self._wake.set()
 
     def slots_freed(self) -> None:
-        """Another worker's delivery gave connection slots back: mail waiting for one may go."""
-        self._wake.set()
+        """Another worker's delivery gave connection slots back: mail waiting for one may go.
+
+        The loop is woken only if a slot can matter to it: it naps (nothing in flight), mail
+        it claimed waits for a slot, or its claims leave out mail at a cap. (Otherwise each
+        delivery's end anywhere made every worker read the slots and claim again for
+        nothing; its own delivery's end wakes it anyway.)"""
+        if not self._inflight or self._capped or self._admission.waiting_for_slots():
+            self._wake.set()
 
     def _nap(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -236,6 +243,7 @@ class Worker:
                 if len(self._inflight) >= self.options.concurrency:
                     continue
             busy_domains, busy_mailers = self._caps.busy()
+            self._capped = bool(busy_domains or busy_mailers)
             busy_mailers = busy_mailers | self._admission.mailers_with_enough()
             pause = self._left_out.wait(busy_domains, busy_mailers, now)
             if pause:  # only mail of busy domains was due a moment ago: wait for a slot
