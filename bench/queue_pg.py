@@ -27,7 +27,11 @@ machine was (the rest is other processes: the machine is shared). ``--worker-arg
 workers only.
 
 The host's speed drifts from minute to minute on a shared machine; the last line also gives
-the ratios at one common speed, gauged by the sink's CPU a message in each drain.
+the ratios at one common speed, gauged by the sink's CPU a message in each drain. One run of
+three drains is at the mercy of that drift: ``--rounds N`` runs the three drains N times,
+every other round in reverse order (four, one, direct) so that a steady drift favours none,
+and ends with each round's ratios and their medians (``--skip enqueue scale --rounds 5``:
+~6 minutes at 100 000 messages).
 
 Targets (issue 10): four workers >= 1.5 x one worker and >= 80 % of direct pooled sending;
 enqueue >= 10 000 a second in batches.
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -233,6 +238,73 @@ def bench_scale(server: str, count: int) -> None:
             print("  Queue.status(): " + ", ".join(f"{t:.2f} s" for t in times), flush=True)
 
 
+Drains = dict[str, tuple[float, float]]  # drain -> (messages a second, the sink's CPU a message)
+
+
+def drain_round(
+    args: argparse.Namespace, sink: SinkServer, four_args: list[str], *, reverse: bool
+) -> Drains:
+    """Direct pooled sending, one worker, four workers (in reverse order if ``reverse``)."""
+    runs = {
+        "direct": lambda: bench_direct(sink, args.messages),
+        "one": lambda: bench_workers(args.server, sink, args.messages, 1, args.worker_args),
+        "four": lambda: bench_workers(args.server, sink, args.messages, 4, four_args),
+    }
+    got: Drains = {}
+    for name in reversed(runs) if reverse else runs:
+        print(f"drain {args.messages:,} notices: {name}", flush=True)
+        got[name] = runs[name]()
+        print(f"  {name}: {got[name][0]:,.0f} a second", flush=True)
+    raw, gauged = ratios(got)
+    print(
+        f"  four workers{' (' + ' '.join(four_args) + ')' if four_args else ''}: "
+        f"{raw[0]:.2f} x one worker, {raw[1]:.0%} of direct pooled",
+        flush=True,
+    )
+    # The host's speed drifts between the three drains (a shared VM): the sink does the same
+    # work a message in each, so its CPU a message measures that speed, and a rate times it
+    # is the rate at one common speed.
+    paces = ", ".join(f"{got[n][1] * 1e6:.1f}" for n in ("direct", "one", "four"))
+    print(
+        f"  at the same host speed (the sink's CPU a message: {paces} µs): four workers "
+        f"{gauged[0]:.2f} x one worker, {gauged[1]:.0%} of direct pooled",
+        flush=True,
+    )
+    return got
+
+
+def ratios(got: Drains) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(four / one, four / direct), raw and gauged by the sink's CPU a message."""
+    rate = {name: got[name][0] for name in got}
+    at_speed = {name: got[name][0] * got[name][1] for name in got}
+    raw = (rate["four"] / rate["one"], rate["four"] / rate["direct"])
+    gauged = (at_speed["four"] / at_speed["one"], at_speed["four"] / at_speed["direct"])
+    return raw, gauged
+
+
+def print_rounds(rounds: list[Drains]) -> None:
+    print(
+        "\nround | direct | one worker | four workers | raw: 4 vs 1, vs direct "
+        "| sink-gauged: 4 vs 1, vs direct",
+        flush=True,
+    )
+    table = [ratios(got) for got in rounds]
+    for n, (got, (raw, gauged)) in enumerate(zip(rounds, table, strict=True), 1):
+        rates = " | ".join(f"{got[k][0]:,.0f}" for k in ("direct", "one", "four"))
+        print(
+            f"{n} | {rates} | {raw[0]:.2f} x, {raw[1]:.0%} | {gauged[0]:.2f} x, {gauged[1]:.0%}",
+            flush=True,
+        )
+    rates = " | ".join(
+        f"{statistics.median(got[k][0] for got in rounds):,.0f}" for k in ("direct", "one", "four")
+    )
+    med = [statistics.median(r[i][j] for r in table) for i in (0, 1) for j in (0, 1)]
+    print(
+        f"median | {rates} | {med[0]:.2f} x, {med[1]:.0%} | {med[2]:.2f} x, {med[3]:.0%}",
+        flush=True,
+    )
+
+
 def _meter(sink: SinkServer, groups: dict[str, Any], pg: PostgresPids | None = None) -> CPUMeter:
     sink_pid = int(sink._child.pid)  # the sink's own process
     groups = {**groups, "sink": lambda: [sink_pid]}
@@ -256,6 +328,12 @@ def main() -> None:
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--scale", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the three drains this many times, alternating their order; print medians",
+    )
     parser.add_argument("--skip", nargs="*", default=(), choices=("enqueue", "drain", "scale"))
     parser.add_argument(
         "--worker-args",
@@ -279,32 +357,14 @@ def main() -> None:
             flush=True,
         )
     if "drain" not in args.skip:
+        four_args = args.worker_args if args.four_args is None else args.four_args
         with SinkServer(process=True) as sink:
             mailout.configure({"EMAIL_HOST": sink.host, "EMAIL_PORT": sink.port})
-            direct, direct_pace = bench_direct(sink, args.messages)
-            print(
-                f"drain {args.messages:,} notices: direct pooled {direct:,.0f} a second", flush=True
-            )
-            one, one_pace = bench_workers(args.server, sink, args.messages, 1, args.worker_args)
-            print(f"  one worker {one:,.0f} a second", flush=True)
-            four_args = args.worker_args if args.four_args is None else args.four_args
-            four, four_pace = bench_workers(args.server, sink, args.messages, 4, four_args)
-            print(
-                f"  four workers{' (' + ' '.join(four_args) + ')' if four_args else ''} "
-                f"{four:,.0f} a second: {four / one:.2f} x one worker, "
-                f"{four / direct:.0%} of direct pooled",
-                flush=True,
-            )
-            # The host's speed drifts between the three drains (a shared VM): the sink does the
-            # same work a message in each, so its CPU a message measures that speed, and a rate
-            # times it is the rate at one common speed.
-            print(
-                f"  at the same host speed (the sink's CPU a message: {direct_pace * 1e6:.1f}, "
-                f"{one_pace * 1e6:.1f}, {four_pace * 1e6:.1f} µs): four workers "
-                f"{four * four_pace / (one * one_pace):.2f} x one worker, "
-                f"{four * four_pace / (direct * direct_pace):.0%} of direct pooled",
-                flush=True,
-            )
+            rounds = [
+                drain_round(args, sink, four_args, reverse=n % 2 == 1) for n in range(args.rounds)
+            ]
+        if len(rounds) > 1:
+            print_rounds(rounds)
     if "scale" not in args.skip:
         print(f"{args.scale:,} queued:", flush=True)
         bench_scale(args.server, args.scale)
