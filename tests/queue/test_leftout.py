@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,71 @@ def test_mail_claimed_ahead_for_its_mailers_turn_is_not_waiting_for_slots() -> N
     assert not worker._admission.waiting_for_slots()
     worker._admission.finished(start)  # a may deliver again: what waits, waits for slots
     assert worker._admission.waiting_for_slots()
+
+
+@pytest.mark.parametrize("window", ["reading the slots", "retrying waiting mail"])
+def test_a_slot_freed_while_the_loop_looks_at_the_slots_is_not_missed(window: str) -> None:
+    # slots_freed() decides from the loop's last look (capped? waiting for a slot?), which is
+    # a look old while the loop reads the slots (busy()) or takes them for waiting mail
+    # (admit): a slot freed then must still make the loop look again before it waits.
+    queue = slow_and_quick_mailers(15, 0)  # a's one delivery: 3 s
+    worker = Worker(
+        queue.storage,
+        options=WorkerOptions(batch=25, concurrency=2, connections={"b": 1}, poll_interval=30),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        assert wait_until(lambda: backends.SlowBackend.most_at_once == 1)
+        time.sleep(0.3)
+        queue.enqueue(
+            [mailout.EmailMessage("B", "Body", "s@example.com", ["u@b.example"])], mailer="b"
+        )
+        [held] = queue.storage.claim(
+            worker="other", limit=1, lease=60, now=time.time(), exclude_mailers={"a"}
+        )
+        queue.storage.release([held.id], worker="other", now=time.time())
+        caps = worker._caps
+        busy, admit, done = caps.busy, caps.admit, caps.done
+        other: list[Any] = []
+        freed: list[float] = []
+
+        def free_the_slot() -> None:  # the other delivery ends; its NOTIFY arrives now
+            done(other.pop())
+            freed.append(time.monotonic())
+            worker.slots_freed()
+
+        if window == "reading the slots":  # b's slot is taken elsewhere before the read
+            other.append(admit("b", [held], 1, 50)[2])
+
+            def reading(*args: Any) -> Any:
+                seen = busy(*args)
+                if "b" in seen[1] and other:
+                    free_the_slot()
+                return seen
+
+            caps.busy = reading  # type: ignore[method-assign]
+        else:  # b's mail is claimed and refused (its slot taken elsewhere a moment ago)
+
+            def taking(mailer: str, *args: Any) -> Any:
+                tries.append(mailer)
+                if mailer == "b" and tries.count("b") == 1:
+                    other.append(admit("b", [held], 1, 50)[2])
+                result = admit(mailer, *args)
+                if mailer == "b" and tries.count("b") == 2 and other:
+                    free_the_slot()  # while its retry is refused
+                return result
+
+            tries: list[str] = []
+            caps.admit = taking  # type: ignore[method-assign]
+        worker.wake()  # b's mail is announced
+        assert wait_until(lambda: bool(freed))
+        assert wait_until(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)))
+        assert time.monotonic() - freed[0] < 1.0  # not when a's delivery ends
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()

@@ -137,7 +137,8 @@ class Admission:
         return {m for m in waiting if delivering.get(m, 0) >= self.mailer_limit(m)}
 
     def waiting_for_slots(self) -> bool:
-        """Whether some mail waits for connection slots (not for its mailer's turn)."""
+        """Whether some mail waits for connection slots: mail of a mailer below its limit
+        (mail of a mailer at its limit was claimed ahead and waits for its mailer's turn)."""
         return any(not self.at_limit(mailer) for mailer in self.waiting.mailers())
 
     def _wait(self, mailer: str, messages: list[ClaimedMessage], since: float) -> None:

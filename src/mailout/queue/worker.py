@@ -130,7 +130,8 @@ class Worker:
         )
         # A claim that left busy domains or mailers out and found nothing (leftout.py).
         self._left_out = LeftOut(pause=self.options.poll_interval)
-        self._capped = False  # the last claim's look: some domain or mailer at its cap
+        self._capped = False  # the loop's last look at the caps found one full
+        self._slots_freed = 0  # slots given back elsewhere, as the store announced them
         self._signalled: int | None = None
         self.totals = _Totals()
         self.started_at = clock()
@@ -154,7 +155,10 @@ class Worker:
         The loop is woken only if a slot can matter to it: it naps (nothing in flight), mail
         it claimed waits for a slot, or its claims leave out mail at a cap. (Otherwise each
         delivery's end anywhere made every worker read the slots and claim again for
-        nothing; its own delivery's end wakes it anyway.)"""
+        nothing. A delivery of its own that ended but is not reaped yet woke it already.)
+        Those two facts may be a look old while the loop reads or takes slots: the count of
+        slots freed tells the loop, before it waits, that some were freed meanwhile."""
+        self._slots_freed += 1  # only the store's listener thread writes it
         if not self._inflight or self._capped or self._admission.waiting_for_slots():
             self._wake.set()
 
@@ -238,6 +242,7 @@ class Worker:
             if len(self._inflight) >= self.options.concurrency:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
+            slots_freed = self._slots_freed  # before this pass looks at the slots
             if self._admission.waiting:
                 self._retry_waiting(executor)
                 if len(self._inflight) >= self.options.concurrency:
@@ -247,6 +252,8 @@ class Worker:
             busy_mailers = busy_mailers | self._admission.mailers_with_enough()
             pause = self._left_out.wait(busy_domains, busy_mailers, now)
             if pause:  # only mail of busy domains was due a moment ago: wait for a slot
+                if self._slots_freed != slots_freed:
+                    continue  # some were freed while this pass looked: look again
                 if self._inflight:
                     self._wait_for_delivery(pause)
                 else:
@@ -267,8 +274,8 @@ class Worker:
                 self._dispatch(executor, claimed)
                 continue
             self._left_out.found_nothing(busy_domains, busy_mailers, now, news=news)
-            if self._left_out.news() != news:
-                continue  # mail was announced while the claim ran: ask again now
+            if self._left_out.news() != news or self._slots_freed != slots_freed:
+                continue  # mail announced or slots freed while this pass looked: again
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
                 continue
