@@ -175,6 +175,19 @@ def test_claimed_rows_read_back_every_field(url: str) -> None:
     assert dict(b.metadata) == {}
 
 
+def test_a_row_an_older_mailout_stored_is_scanned_when_sent(url: str) -> None:
+    # Rows written before bodies were marked canonical carry no "crlf" in their metadata:
+    # their bodies are scanned (and normalised if need be) on their way to the wire.
+    with PostgresStorage(url) as storage:
+        [id_] = storage.enqueue([new(1)], now=T0)
+        old = '{"smtputf8": false, "eight_bit": false, "user": {}}'
+        assert query(url, f"UPDATE mailout_queue_message SET metadata = '{old}' "
+                     f"WHERE id = {id_} RETURNING id") == [(id_,)]  # fmt: skip
+        [claimed] = storage.claim(worker="w", limit=1, lease=30, now=T0)
+    assert type(claimed.data) is bytes
+    assert claimed.data == new(1).data
+
+
 # -- the caller's transaction --------------------------------------------------------------------
 
 

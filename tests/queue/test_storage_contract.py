@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from mailout._canonical import CanonicalBytes
 from mailout._units import Rate
 from mailout.exceptions import MessageNotFound
 from mailout.queue.limits import Limit
@@ -20,6 +22,7 @@ from mailout.queue.models import (
 )
 from mailout.queue.storage import Storage
 from mailout.queue.storage._claim import CLAIM_WINDOW
+from mailout.smtp._protocol import encode_bdat
 from tests.queue.conftest import T0, new
 
 W1, W2 = "worker-1", "worker-2"
@@ -140,6 +143,27 @@ def test_claimed_message_carries_what_delivery_needs(storage: Storage) -> None:
         W1,
         T0 + 30,
     )
+
+
+def test_a_body_canonical_when_stored_is_not_scanned_again_and_others_are(
+    storage: Storage,
+) -> None:
+    # A body with CRLF line ends only comes back marked so (the SMTP client skips its scan);
+    # one with a bare LF or CR, or without a final CRLF, comes back as plain bytes, and is
+    # normalised on its way to the wire.
+    clean = new(1)
+    bare_lf = replace(new(2), data=new(2).data.replace(b"\r\nbody", b"\nbody"))
+    bare_cr = replace(new(3), data=new(3).data.replace(b"\r\nbody", b"\rbody"))
+    unended = replace(new(4), data=new(4).data.removesuffix(b"\r\n"))
+    ids = storage.enqueue([clean, bare_lf, bare_cr, unended], now=T0)
+    claimed = {c.id: c for c in storage.claim(worker=W1, limit=4, lease=30, now=T0)}
+    got = [claimed[i] for i in ids]
+    assert [type(c.data) for c in got] == [CanonicalBytes, bytes, bytes, bytes]
+    assert [c.data for c in got] == [m.data for m in (clean, bare_lf, bare_cr, unended)]
+    for c in got[1:]:
+        wire = encode_bdat(c.data)
+        assert wire.count(b"\r") == wire.count(b"\n") == wire.count(b"\r\n")
+        assert wire.endswith(b"\r\n")
 
 
 def test_two_workers_never_claim_the_same_message(storage: Storage) -> None:

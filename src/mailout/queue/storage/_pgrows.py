@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final
 
+from mailout._canonical import canonical
 from mailout.queue.models import ClaimedMessage, Priority
 from mailout.queue.storage._rows import claimed_from_row
 
@@ -27,6 +28,8 @@ def claimed(row: Sequence[Any], where: str) -> ClaimedMessage:
     if flags is None:
         flags = _plain_metadata(row[10])
     if flags is not None and isinstance(data, bytes) and data:
+        if flags[2]:  # canonical when stored: not scanned again when sent
+            data = canonical(data)
         try:
             recipients = json.loads(row[5])
         except (TypeError, ValueError):
@@ -51,24 +54,25 @@ def claimed(row: Sequence[Any], where: str) -> ClaimedMessage:
     return claimed_from_row(row, None if data is None else bytes(data), where=where)
 
 
-def _plain_metadata(text: object) -> tuple[bool, bool] | None:
-    """(smtputf8, eight_bit) of metadata with no user fields, remembered by its text."""
+def _plain_metadata(text: object) -> tuple[bool, bool, bool] | None:
+    """(smtputf8, eight_bit, crlf) of metadata with no user fields, remembered by its text."""
     try:
         meta = json.loads(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
     if (
         type(meta) is not dict
-        or meta.keys() != {"smtputf8", "eight_bit", "user"}
+        or meta.keys() - {"crlf"} != {"smtputf8", "eight_bit", "user"}
         or meta["user"] != {}
         or type(meta["smtputf8"]) is not bool
         or type(meta["eight_bit"]) is not bool
     ):
         return None
+    flags = (meta["smtputf8"], meta["eight_bit"], meta.get("crlf") is True)
     if len(_PLAIN_METADATA) < 64:  # a few spellings at most: bounded all the same
-        _PLAIN_METADATA[text] = (meta["smtputf8"], meta["eight_bit"])  # type: ignore[index]
-    return meta["smtputf8"], meta["eight_bit"]
+        _PLAIN_METADATA[text] = flags  # type: ignore[index]
+    return flags
 
 
-_PLAIN_METADATA: dict[str, tuple[bool, bool]] = {}
+_PLAIN_METADATA: dict[str, tuple[bool, bool, bool]] = {}
 _PRIORITIES: Final = {int(p): p for p in Priority}

@@ -39,7 +39,12 @@ from mailout.queue.storage._claim import (
     pick_fairly,
 )
 from mailout.queue.storage._pgrows import claimed
-from mailout.queue.storage._rows import bucket_params, events_for, summary_from_row
+from mailout.queue.storage._rows import (
+    bucket_params,
+    events_for,
+    stored_metadata,
+    summary_from_row,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -140,9 +145,7 @@ def _columns(chunk: Sequence[NewMessage], ids: Sequence[int], now: float) -> dic
             "message_id": m.message_id,
             "subject": m.subject,
             "size": len(m.data),
-            "metadata": json.dumps(
-                {"smtputf8": m.smtputf8, "eight_bit": m.eight_bit, "user": dict(m.metadata)}
-            ),
+            "metadata": json.dumps(stored_metadata(m)),
             "due_at": now if m.not_before is None else m.not_before,
         }
         for m, id_ in zip(chunk, ids, strict=True)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mailout._canonical import canonical, is_canonical
 from mailout.queue.limits import Bucket
 from mailout.queue.models import (
     ClaimedMessage,
@@ -30,11 +31,25 @@ __all__ = [
     "claimed_from_row",
     "events_for",
     "json_strings",
+    "stored_metadata",
     "summary_from_row",
     "worker_params",
 ]
 
 log = logging.getLogger("mailout.queue")
+
+
+def stored_metadata(m: NewMessage, crlf: bool | None = None) -> dict[str, Any]:
+    """The metadata column: the user's fields and what delivery needs to know of the body.
+    ``crlf`` (``is_canonical(m.data)`` unless given): the body was in SMTP's canonical form
+    when stored (mailout._canonical), so it is read back as such and not scanned again when
+    sent; rows without it (an older mailout's) are scanned."""
+    return {
+        "smtputf8": m.smtputf8,
+        "eight_bit": m.eight_bit,
+        "crlf": is_canonical(m.data) if crlf is None else crlf,
+        "user": dict(m.metadata),
+    }
 
 
 def claimed_from_row(row: Sequence[Any], data: object, *, where: str) -> ClaimedMessage:
@@ -70,6 +85,8 @@ def claimed_from_row(row: Sequence[Any], data: object, *, where: str) -> Claimed
             corrupt=f"message {id_} in {where} cannot be read back: {problem}",
         )
     assert isinstance(data, bytes)  # checked above: a row without bytes is corrupt
+    if meta.get("crlf") is True:
+        data = canonical(data)
     return ClaimedMessage(
         id=int(id_),
         attempt=int(attempt),
@@ -160,7 +177,7 @@ class MessageRows:
 
     def __init__(self, now: float) -> None:
         self.now = now
-        self._meta: dict[tuple[bool, bool, int], tuple[Mapping[str, Any], str]] = {}
+        self._meta: dict[tuple[bool, bool, bool, int], tuple[Mapping[str, Any], str]] = {}
 
     def message(self, m: NewMessage) -> dict[str, Any]:
         now = self.now
@@ -183,11 +200,11 @@ class MessageRows:
     def _metadata(self, m: NewMessage) -> str:
         # A batch's messages share their user metadata (one mapping): its JSON is made once.
         # The entry holds the mapping, so its id cannot be reused while the batch is stored.
-        key = (m.smtputf8, m.eight_bit, id(m.metadata))
+        crlf = is_canonical(m.data)
+        key = (m.smtputf8, m.eight_bit, crlf, id(m.metadata))
         found = self._meta.get(key)
         if found is None or found[0] is not m.metadata:
-            meta = {"smtputf8": m.smtputf8, "eight_bit": m.eight_bit, "user": dict(m.metadata)}
-            found = self._meta[key] = (m.metadata, json.dumps(meta))
+            found = self._meta[key] = (m.metadata, json.dumps(stored_metadata(m, crlf)))
         return found[1]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from mailout._canonical import canonical, is_canonical
 from mailout.exceptions import MessageNotFound
 from mailout.queue.limits import Bucket, Limit
 from mailout.queue.models import (
@@ -150,7 +151,8 @@ class MemoryStorage(Storage):
                     message_id=m.message_id,
                     subject=m.subject,
                     size=len(m.data),
-                    data=m.data,
+                    # As the other stores read back a body stored canonical (mailout._canonical).
+                    data=canonical(m.data) if is_canonical(m.data) else m.data,
                     smtputf8=m.smtputf8,
                     eight_bit=m.eight_bit,
                     metadata=dict(m.metadata),

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 
-from mailout._canonical import CanonicalBytes
+from mailout._canonical import crlf_only
 
 __all__ = ["encode_bdat", "encode_data", "normalize_newlines"]
 
 # A CRLF pair first, so that it is not seen as a bare CR followed by a bare LF.
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
-# A CR not followed by LF; the search starts with a literal, so re scans for it quickly.
-_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 def normalize_newlines(content: bytes) -> bytes:
@@ -20,11 +18,8 @@ def normalize_newlines(content: bytes) -> bytes:
     RFC 5321 §2.3.8 allows no bare CR or LF in SMTP text; servers that accept ``\\n.\\r\\n`` or
     ``\\r.\\r`` as end of data are what SMTP smuggling exploits, so none may reach the wire.
     """
-    if type(content) is CanonicalBytes:
-        return content  # checked as it was written (mailout.wire): no second scan
-    # Without a bare CR every CR starts a CRLF, so equal CR and LF counts leave no bare LF.
-    if content.count(b"\r") == content.count(b"\n") and _BARE_CR.search(content) is None:
-        return content  # already clean, as mailout's own serialiser writes it: skip the regex
+    if crlf_only(content):  # a CanonicalBytes (mailout.wire, the queue's store) at no cost
+        return content
     return _NEWLINE.sub(b"\r\n", content)
 
 
