@@ -151,16 +151,18 @@ def test_a_body_canonical_when_stored_is_not_scanned_again_and_others_are(
     # A body with CRLF line ends only comes back marked so (the SMTP client skips its scan);
     # one with a bare LF or CR, or without a final CRLF, comes back as plain bytes, and is
     # normalised on its way to the wire.
-    clean = new(1)
+    clean, with_fields = new(1), new(5, metadata={"order": 7})  # read back two ways
     bare_lf = replace(new(2), data=new(2).data.replace(b"\r\nbody", b"\nbody"))
     bare_cr = replace(new(3), data=new(3).data.replace(b"\r\nbody", b"\rbody"))
     unended = replace(new(4), data=new(4).data.removesuffix(b"\r\n"))
-    ids = storage.enqueue([clean, bare_lf, bare_cr, unended], now=T0)
-    claimed = {c.id: c for c in storage.claim(worker=W1, limit=4, lease=30, now=T0)}
+    stored = [clean, with_fields, bare_lf, bare_cr, unended]
+    ids = storage.enqueue(stored, now=T0)
+    claimed = {c.id: c for c in storage.claim(worker=W1, limit=5, lease=30, now=T0)}
     got = [claimed[i] for i in ids]
-    assert [type(c.data) for c in got] == [CanonicalBytes, bytes, bytes, bytes]
-    assert [c.data for c in got] == [m.data for m in (clean, bare_lf, bare_cr, unended)]
-    for c in got[1:]:
+    assert [type(c.data) for c in got] == [CanonicalBytes, CanonicalBytes, bytes, bytes, bytes]
+    assert [c.data for c in got] == [m.data for m in stored]
+    assert dict(got[1].metadata) == {"order": 7}
+    for c in got[2:]:
         wire = encode_bdat(c.data)
         assert wire.count(b"\r") == wire.count(b"\n") == wire.count(b"\r\n")
         assert wire.endswith(b"\r\n")

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from mailout._canonical import canonical, is_canonical
+from mailout._canonical import CanonicalBytes, canonical, is_canonical
 from mailout.exceptions import MessageNotFound
 from mailout.queue.limits import Bucket, Limit
 from mailout.queue.models import (
@@ -152,7 +152,7 @@ class MemoryStorage(Storage):
                     subject=m.subject,
                     size=len(m.data),
                     # As the other stores read back a body stored canonical (mailout._canonical).
-                    data=canonical(m.data) if is_canonical(m.data) else m.data,
+                    data=_as_stored(m.data),
                     smtputf8=m.smtputf8,
                     eight_bit=m.eight_bit,
                     metadata=dict(m.metadata),
@@ -426,3 +426,10 @@ class MemoryStorage(Storage):
                 if row.key is not None:
                     self._keys.pop(row.key, None)
             return len(doomed)
+
+
+def _as_stored(data: bytes) -> bytes:
+    """``data`` as the other stores give it back: marked if canonical (kept if it already is)."""
+    if type(data) is CanonicalBytes or not is_canonical(data):
+        return data
+    return canonical(data)
