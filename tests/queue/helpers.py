@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import mailout
@@ -63,6 +65,53 @@ def memory_queue_with_mailers(**mailers: str) -> None:
             "MAILERS": {name: {"BACKEND": path} for name, path in mailers.items()},
         }
     )
+
+
+def slow_and_quick_mailers(a_messages: int, b_messages: int) -> Queue:
+    """A queue in memory with mail of mailer a (SlowBackend: 0.2 s a message) to a.example
+    and of mailer b (locmem) to b.example."""
+    from tests.queue import backends
+
+    backends.SlowBackend.reset()
+    memory_queue_with_mailers(
+        a="tests.queue.backends.SlowBackend", b="mailout.backends.locmem.EmailBackend"
+    )
+    queue = Queue()
+    for mailer, count in (("a", a_messages), ("b", b_messages)):
+        queue.enqueue(
+            [
+                mailout.EmailMessage(
+                    f"{mailer}{n}", "Body", "s@example.com", [f"u@{mailer}.example"]
+                )
+                for n in range(count)
+            ],
+            mailer=mailer,
+        )
+    return queue
+
+
+def live_worker(storage: Storage, **options: Any) -> Worker:
+    """A worker on the real clock with ``options``, as ``running`` runs it."""
+    return Worker(
+        storage,
+        options=WorkerOptions(**options),
+        hooks=Hooks(),
+        policy=RetryPolicy(),
+        reporter=Recorder(),
+    )
+
+
+@contextlib.contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    """``worker.run()`` in a thread until the block ends; then it must stop."""
+    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
 
 
 def drain(storage: Storage, clock: Clock, **kwargs: Any) -> Worker:

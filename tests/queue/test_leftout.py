@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import mailout
 from mailout.queue import Hooks, Queue, RetryPolicy, State, Worker, WorkerOptions
+from mailout.queue.caps import Slots
 from mailout.queue.leftout import LeftOut
+from mailout.queue.models import ClaimedMessage
 from mailout.queue.storage import Storage
 from tests.queue import backends
-from tests.queue.helpers import Recorder, memory_queue_with_mailers
+from tests.queue.helpers import (
+    Recorder,
+    live_worker,
+    running,
+    slow_and_quick_mailers,
+)
 
 
 def test_the_same_or_more_left_out_waits_out_the_pause() -> None:
@@ -127,24 +135,9 @@ def test_mail_announced_during_a_left_out_claim_goes_while_a_delivery_runs() -> 
     # Mailer a's delivery runs (2 s) and its next batch waits, claimed ahead, so the worker's
     # claims leave a out. Mail of mailer b enqueued (and announced) while such a claim runs
     # goes at once on the free delivery thread, not when a's delivery ends.
-    backends.SlowBackend.reset()
-    memory_queue_with_mailers(
-        a="tests.queue.backends.SlowBackend", b="mailout.backends.locmem.EmailBackend"
-    )
-    queue = Queue()
-    queue.enqueue(
-        [
-            mailout.EmailMessage(f"A{n}", "Body", "s@example.com", ["u@a.example"])
-            for n in range(20)
-        ],
-        mailer="a",
-    )
-    worker = Worker(
-        queue.storage,
-        options=WorkerOptions(batch=10, concurrency=2, mailer_concurrency=1, poll_interval=5),
-        hooks=Hooks(),
-        policy=RetryPolicy(),
-        reporter=Recorder(),
+    queue = slow_and_quick_mailers(20, 0)
+    worker = live_worker(
+        queue.storage, batch=10, concurrency=2, mailer_concurrency=1, poll_interval=5
     )
     announced: list[float] = []
     claim = queue.storage.claim
@@ -159,35 +152,10 @@ def test_mail_announced_during_a_left_out_claim_goes_while_a_delivery_runs() -> 
         return got  # type: ignore[return-value]
 
     queue.storage.claim = claim_and_announce  # type: ignore[method-assign]
-    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
-    thread.start()
-    try:
+    with running(worker):
         assert wait_until(lambda: bool(announced))
         assert wait_until(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)), 1.0)
         assert time.monotonic() - announced[0] < 1.0  # a's delivery takes 2 s
-    finally:
-        worker.stop()
-        thread.join(30)
-
-
-def slow_and_quick_mailers(a_messages: int, b_messages: int) -> Queue:
-    """Mailer a (SlowBackend: 0.2 s a message) to a.example, mailer b (locmem) to b.example."""
-    backends.SlowBackend.reset()
-    memory_queue_with_mailers(
-        a="tests.queue.backends.SlowBackend", b="mailout.backends.locmem.EmailBackend"
-    )
-    queue = Queue()
-    for mailer, count in (("a", a_messages), ("b", b_messages)):
-        queue.enqueue(
-            [
-                mailout.EmailMessage(
-                    f"{mailer}{n}", "Body", "s@example.com", [f"u@{mailer}.example"]
-                )
-                for n in range(count)
-            ],
-            mailer=mailer,
-        )
-    return queue
 
 
 def test_slots_freed_elsewhere_do_not_wake_a_delivering_worker_that_waits_for_none() -> None:
@@ -195,16 +163,7 @@ def test_slots_freed_elsewhere_do_not_wake_a_delivering_worker_that_waits_for_no
     # own delivery runs, with no mail waiting for a slot, does not look again for each.
     queue = slow_and_quick_mailers(10, 0)
     counting = CountingStorage(queue.storage)
-    worker = Worker(
-        queue.storage,
-        options=WorkerOptions(batch=10, concurrency=2, poll_interval=30),
-        hooks=Hooks(),
-        policy=RetryPolicy(),
-        reporter=Recorder(),
-    )
-    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
-    thread.start()
-    try:
+    with running(live_worker(queue.storage, batch=10, concurrency=2, poll_interval=30)) as worker:
         assert wait_until(lambda: backends.SlowBackend.most_at_once == 1)  # a's 2 s delivery
         time.sleep(0.2)
         before = len(counting.claims)
@@ -212,30 +171,27 @@ def test_slots_freed_elsewhere_do_not_wake_a_delivering_worker_that_waits_for_no
             worker.slots_freed()
             time.sleep(0.02)
         assert len(counting.claims) == before
-    finally:
-        worker.stop()
-        thread.join(10)
-    assert not thread.is_alive()
 
 
-def test_mail_at_a_cap_goes_when_a_slot_is_freed_elsewhere_while_a_delivery_runs() -> None:
-    queue = slow_and_quick_mailers(10, 1)
-    worker = Worker(
-        queue.storage,
-        options=WorkerOptions(batch=20, concurrency=2, domain_concurrency=1, poll_interval=30),
-        hooks=Hooks(),
-        policy=RetryPolicy(),
-        reporter=Recorder(),
-    )
-    # Another worker's delivery holds b.example's only slot.
+def held_elsewhere(queue: Queue, worker: Worker) -> tuple[ClaimedMessage, Callable[[], Slots]]:
+    """b's first message, claimed and given back by another worker, and a way to take its
+    connection slots as that worker's delivery would."""
     [held] = queue.storage.claim(
         worker="other", limit=1, lease=60, now=time.time(), exclude_mailers={"a"}
     )
     queue.storage.release([held.id], worker="other", now=time.time())
-    _, _, other = worker._caps.admit("b", [held], 1, 50)
-    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
-    thread.start()
-    try:
+    admit = worker._caps.admit
+    return held, lambda: admit("b", [held], 1, 50)[2]
+
+
+def test_mail_at_a_cap_goes_when_a_slot_is_freed_elsewhere_while_a_delivery_runs() -> None:
+    queue = slow_and_quick_mailers(10, 1)
+    worker = live_worker(
+        queue.storage, batch=20, concurrency=2, domain_concurrency=1, poll_interval=30
+    )
+    _, take = held_elsewhere(queue, worker)
+    other = take()  # another worker's delivery holds b.example's only slot
+    with running(worker):
         assert wait_until(lambda: backends.SlowBackend.most_at_once == 1)  # a's 2 s delivery
         assert wait_until(lambda: worker._capped)  # its claims leave b.example out
         worker._caps.done(other)  # given back elsewhere, and announced
@@ -243,15 +199,11 @@ def test_mail_at_a_cap_goes_when_a_slot_is_freed_elsewhere_while_a_delivery_runs
         worker.slots_freed()
         assert wait_until(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)))
         assert time.monotonic() - freed < 1.0  # not when a's delivery ends
-    finally:
-        worker.stop()
-        thread.join(10)
-    assert not thread.is_alive()
 
 
 def test_mail_claimed_ahead_for_its_mailers_turn_is_not_waiting_for_slots() -> None:
     queue = slow_and_quick_mailers(2, 0)
-    worker = Worker(queue.storage, options=WorkerOptions(mailer_concurrency=1), reporter=Recorder())
+    worker = live_worker(queue.storage, mailer_concurrency=1)
     claimed = queue.storage.claim(worker=worker.id, limit=2, lease=60, now=time.time())
     assert not worker._admission.waiting_for_slots()
     start = worker._admission.admit("a", claimed[:1], time.time())  # a's one delivery
@@ -268,28 +220,19 @@ def test_a_slot_freed_while_the_loop_looks_at_the_slots_is_not_missed(window: st
     # a look old while the loop reads the slots (busy()) or takes them for waiting mail
     # (admit): a slot freed then must still make the loop look again before it waits.
     queue = slow_and_quick_mailers(15, 0)  # a's one delivery: 3 s
-    worker = Worker(
-        queue.storage,
-        options=WorkerOptions(batch=25, concurrency=2, connections={"b": 1}, poll_interval=30),
-        hooks=Hooks(),
-        policy=RetryPolicy(),
-        reporter=Recorder(),
+    worker = live_worker(
+        queue.storage, batch=25, concurrency=2, connections={"b": 1}, poll_interval=30
     )
-    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
-    thread.start()
-    try:
+    with running(worker):
         assert wait_until(lambda: backends.SlowBackend.most_at_once == 1)
         time.sleep(0.3)
         queue.enqueue(
             [mailout.EmailMessage("B", "Body", "s@example.com", ["u@b.example"])], mailer="b"
         )
-        [held] = queue.storage.claim(
-            worker="other", limit=1, lease=60, now=time.time(), exclude_mailers={"a"}
-        )
-        queue.storage.release([held.id], worker="other", now=time.time())
+        _, take = held_elsewhere(queue, worker)
         caps = worker._caps
         busy, admit, done = caps.busy, caps.admit, caps.done
-        other: list[Any] = []
+        other: list[Slots] = []
         freed: list[float] = []
 
         def free_the_slot() -> None:  # the other delivery ends; its NOTIFY arrives now
@@ -298,7 +241,7 @@ def test_a_slot_freed_while_the_loop_looks_at_the_slots_is_not_missed(window: st
             worker.slots_freed()
 
         if window == "reading the slots":  # b's slot is taken elsewhere before the read
-            other.append(admit("b", [held], 1, 50)[2])
+            other.append(take())
 
             def reading(*args: Any) -> Any:
                 seen = busy(*args)
@@ -308,23 +251,19 @@ def test_a_slot_freed_while_the_loop_looks_at_the_slots_is_not_missed(window: st
 
             caps.busy = reading  # type: ignore[method-assign]
         else:  # b's mail is claimed and refused (its slot taken elsewhere a moment ago)
+            tries: list[str] = []
 
             def taking(mailer: str, *args: Any) -> Any:
                 tries.append(mailer)
                 if mailer == "b" and tries.count("b") == 1:
-                    other.append(admit("b", [held], 1, 50)[2])
+                    other.append(take())
                 result = admit(mailer, *args)
                 if mailer == "b" and tries.count("b") == 2 and other:
                     free_the_slot()  # while its retry is refused
                 return result
 
-            tries: list[str] = []
             caps.admit = taking  # type: ignore[method-assign]
         worker.wake()  # b's mail is announced
         assert wait_until(lambda: bool(freed))
         assert wait_until(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)))
         assert time.monotonic() - freed[0] < 1.0  # not when a's delivery ends
-    finally:
-        worker.stop()
-        thread.join(30)
-    assert not thread.is_alive()

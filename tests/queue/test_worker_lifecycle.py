@@ -17,7 +17,15 @@ from mailout.queue import Hooks, Queue, RetryPolicy, State, Worker, WorkerOption
 from mailout.queue.storage.sqlite import SQLiteStorage
 from tests.queue import backends
 from tests.queue.conftest import T0, Clock
-from tests.queue.helpers import Recorder, drain, memory_queue_with_mailers, smtp_to, states
+from tests.queue.helpers import (
+    Recorder,
+    drain,
+    live_worker,
+    running,
+    slow_and_quick_mailers,
+    smtp_to,
+    states,
+)
 from tests.servers.faulty import FaultyServer, Script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,28 +256,8 @@ def test_new_mail_goes_on_a_free_delivery_thread_while_another_delivery_runs() -
     # Mailer a's one delivery takes 2 s (ten calls of 0.2 s); the worker's other delivery
     # thread is free and its claims find nothing. Mail of mailer b announced meanwhile goes
     # at once, not when a's delivery ends (nor after the 5 s poll interval).
-    backends.SlowBackend.reset()
-    memory_queue_with_mailers(
-        a="tests.queue.backends.SlowBackend", b="mailout.backends.locmem.EmailBackend"
-    )
-    queue = Queue()
-    queue.enqueue(
-        [
-            mailout.EmailMessage(f"A{n}", "Body", "s@example.com", ["u@a.example"])
-            for n in range(10)
-        ],
-        mailer="a",
-    )
-    worker = Worker(
-        queue.storage,
-        options=WorkerOptions(batch=10, concurrency=2, poll_interval=5),
-        hooks=Hooks(),
-        policy=RetryPolicy(),
-        reporter=Recorder(),
-    )
-    thread = threading.Thread(target=worker.run, kwargs={"handle_signals": False})
-    thread.start()
-    try:
+    queue = slow_and_quick_mailers(10, 0)
+    with running(live_worker(queue.storage, batch=10, concurrency=2, poll_interval=5)) as worker:
         wait_for(lambda: backends.SlowBackend.most_at_once == 1)  # a's delivery runs
         time.sleep(0.3)  # the loop has looked for more, found none, and waits
         queue.enqueue(
@@ -280,7 +268,3 @@ def test_new_mail_goes_on_a_free_delivery_thread_while_another_delivery_runs() -
         wait_for(lambda: any(m.mailer == "b" for m in queue.list(State.SENT)), 5.0)
         assert time.monotonic() - announced < 1.0
         assert sum(m.mailer == "a" for m in queue.list(State.SENT)) < 10  # a's still runs
-    finally:
-        worker.stop()
-        thread.join(30)
-    assert not thread.is_alive()
