@@ -41,6 +41,7 @@ from tests.servers.recording import Accepted, RecordingServer, pid_of_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_KILLS_AFTER_250 = 3  # what check() asks of a run
+MIN_ENQUEUER_KILLS = 3  # likewise
 
 ENQUEUER = """
 import random, sys, time
@@ -159,6 +160,13 @@ class _Enqueuer:
             return True
         return False
 
+    def behind(self, kills: int) -> bool:
+        """Fewer than MIN_ENQUEUER_KILLS kills so far, with (kills + 1) / (MIN + 1) of the
+        messages acknowledged: it is killed now, rather than finish with too few (a run's
+        random kills once missed it all but twice before it was done)."""
+        share = (kills + 1) * self.total // (MIN_ENQUEUER_KILLS + 1)
+        return kills < MIN_ENQUEUER_KILLS and self.acked_to >= share
+
     def keep_alive(self) -> None:
         if not self.done and (self.proc is None or self.proc.poll() is not None):
             if self.proc is not None and self.proc.stdout is not None:
@@ -246,7 +254,9 @@ def run_crash(
                             victim.wait()
                             result.worker_kills += 1
                             result.killed_pids.add(victim.pid)
-                    elif roll < 0.75 and enqueuer.kill():
+                    elif (
+                        roll < 0.75 or enqueuer.behind(result.enqueuer_kills)
+                    ) and enqueuer.kill():
                         result.enqueuer_kills += 1
                     for n, proc in enumerate(procs):
                         if proc.poll() is not None:
