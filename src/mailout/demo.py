@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
+import time
 from email.message import MIMEPart
 from email.utils import make_msgid
 
@@ -102,11 +102,14 @@ def run_demo(port: int = 0, *, wait: bool = True) -> int:
 
 
 def _wait_for_interrupt() -> None:
-    stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # The handler only appends to a list: it runs in this thread wherever the thread is, and
+    # a lock it takes may be held by the code it interrupted (two SIGTERMs in a row, the
+    # second inside the first's Event.set(), deadlocked the demo for good).
+    stopped: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: stopped.append(signum))
     try:
-        while not stopped.wait(0.5):
-            pass
+        while not stopped:
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print()
     finally:
