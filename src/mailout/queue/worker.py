@@ -162,6 +162,12 @@ class Worker:
         if not self._inflight or self._capped or self._admission.waiting_for_slots():
             self._wake.set()
 
+    def _freed_since(self, count: int) -> bool:
+        """Slots were given back elsewhere since ``count`` was read, and this pass found mail
+        they can matter to (at a cap, or waiting for a slot): slots_freed() may have judged
+        from the look before, and not woken the loop."""
+        return self._slots_freed != count and (self._capped or self._admission.waiting_for_slots())
+
     def _nap(self, seconds: float) -> None:
         self._wake.wait(seconds)
         self._wake.clear()
@@ -252,7 +258,7 @@ class Worker:
             busy_mailers = busy_mailers | self._admission.mailers_with_enough()
             pause = self._left_out.wait(busy_domains, busy_mailers, now)
             if pause:  # only mail of busy domains was due a moment ago: wait for a slot
-                if self._slots_freed != slots_freed:
+                if self._freed_since(slots_freed):
                     continue  # some were freed while this pass looked: look again
                 if self._inflight:
                     self._wait_for_delivery(pause)
@@ -274,7 +280,7 @@ class Worker:
                 self._dispatch(executor, claimed)
                 continue
             self._left_out.found_nothing(busy_domains, busy_mailers, now, news=news)
-            if self._left_out.news() != news or self._slots_freed != slots_freed:
+            if self._left_out.news() != news or self._freed_since(slots_freed):
                 continue  # mail announced or slots freed while this pass looked: again
             if self._inflight:
                 self._wait_for_delivery(self.options.poll_interval)
